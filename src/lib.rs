@@ -1,0 +1,9 @@
+//! camgate: a camera aggregation gateway for city video networks.
+//!
+//! The data path, and the modules along it:
+//! `catalogue` (districts, checkpoints, cameras) is persisted by `store`
+//! (SQLite or PostgreSQL) and served by `api` (REST under `/api/v1`).
+//! `app` wires them together and owns start-up and shutdown.
+
+pub mod catalogue;
+pub mod store;

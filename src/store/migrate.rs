@@ -1,0 +1,18 @@
+//! Schema migrations: numbered SQL files per backend, embedded in the binary
+//! and recorded in `camgate_migrations` once applied. Each runs in its own
+//! transaction; a failed one leaves the schema as it was.
+
+/// A migration: version, name, SQL.
+pub type Migration = (i64, &'static str, &'static str);
+
+pub const SQLITE: &[Migration] = &[(
+    1,
+    "catalogue",
+    include_str!("migrations/sqlite/0001_catalogue.sql"),
+)];
+
+pub const POSTGRES: &[Migration] = &[(
+    1,
+    "catalogue",
+    include_str!("migrations/postgres/0001_catalogue.sql"),
+)];

@@ -1,0 +1,207 @@
+//! Persistence of the catalogue. One [`Store`] trait with two backends:
+//! SQLite (the embedded default, WAL journal, busy timeout) and PostgreSQL
+//! (a catalogue shared by several nodes). Both run the same SQL, generated
+//! from one body in `sql.rs`, and the same test suite against real servers.
+//! Migrations are plain SQL files per backend, applied at start and by
+//! `camgate migrate`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::catalogue::{
+    Camera, CameraWrite, Checkpoint, CheckpointWrite, District, Ownership,
+};
+
+mod migrate;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The write conflicts with what is stored (duplicate ID, a checkpoint
+    /// that still has cameras, a reference that vanished meanwhile).
+    #[error("{0}")]
+    Conflict(String),
+    /// No free serial is left for a generated ID.
+    #[error("{0}")]
+    Exhausted(String),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Camera list filters; all given ones must hold.
+#[derive(Debug, Clone, Default)]
+pub struct CameraFilter {
+    /// Substring of name, ID or address (case-insensitive for ASCII).
+    pub q: Option<String>,
+    /// District code in natural length: the whole subtree matches.
+    pub district: Option<String>,
+    pub checkpoint: Option<String>,
+    pub point_type: Option<i64>,
+    pub ownership: Option<Ownership>,
+    pub enabled: Option<bool>,
+    /// `key`, `value` pairs; each must be present.
+    pub tags: Vec<(String, String)>,
+}
+
+/// Checkpoint list filters.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointFilter {
+    pub q: Option<String>,
+    pub district: Option<String>,
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportCounts {
+    pub created: u64,
+    pub updated: u64,
+}
+
+/// Progress callback: called with the number of rows written so far.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
+/// The catalogue store. Implementations are cheap to share (`Arc`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations; returns how many were applied.
+    async fn migrate(&self) -> Result<usize, StoreError>;
+    /// A trivial query, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes the pool, waiting for connections to be returned.
+    async fn close(&self);
+
+    // ---- districts
+    async fn district_count(&self) -> Result<i64, StoreError>;
+    /// Inserts or renames districts, in one transaction.
+    async fn upsert_districts(
+        &self,
+        districts: &[District],
+        progress: Progress<'_>,
+    ) -> Result<u64, StoreError>;
+    async fn districts_by_codes(&self, codes: &[String]) -> Result<Vec<District>, StoreError>;
+    /// Children of `parent` (the provinces when `None`), ordered by code.
+    async fn district_children(&self, parent: Option<&str>)
+    -> Result<Vec<District>, StoreError>;
+    /// Districts whose name contains `q`, shallowest first.
+    async fn search_districts(&self, q: &str, limit: i64) -> Result<Vec<District>, StoreError>;
+    /// Number of cameras in the subtree of each given district code.
+    async fn camera_counts(&self, codes: &[String]) -> Result<HashMap<String, i64>, StoreError>;
+
+    // ---- checkpoints
+    /// Checkpoint ID -> district code, for the IDs that exist.
+    async fn checkpoint_districts(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError>;
+    async fn list_checkpoints(
+        &self,
+        filter: &CheckpointFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Checkpoint>, StoreError>;
+    async fn get_checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, StoreError>;
+    /// Creates a checkpoint; returns its ID (generated if asked).
+    async fn create_checkpoint(&self, w: &CheckpointWrite) -> Result<String, StoreError>;
+    async fn update_checkpoint(&self, w: &CheckpointWrite) -> Result<(), StoreError>;
+    /// Deletes a checkpoint that has no cameras.
+    async fn delete_checkpoint(&self, id: &str) -> Result<(), StoreError>;
+
+    // ---- cameras
+    /// Cameras matching `filter` with ID greater than `after`, by ID.
+    async fn list_cameras(
+        &self,
+        filter: &CameraFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Camera>, StoreError>;
+    async fn get_camera(&self, id: &str) -> Result<Option<Camera>, StoreError>;
+    /// Creates a camera; returns its ID (generated if asked).
+    async fn create_camera(&self, w: &CameraWrite) -> Result<String, StoreError>;
+    async fn update_camera(&self, w: &CameraWrite) -> Result<(), StoreError>;
+    async fn delete_camera(&self, id: &str) -> Result<(), StoreError>;
+    /// Which of `ids` exist.
+    async fn existing_camera_ids(&self, ids: &[String]) -> Result<HashSet<String>, StoreError>;
+    /// Creates or updates all cameras in one transaction: all or nothing.
+    /// Existing cameras keep their password when the write has none.
+    async fn import_cameras(
+        &self,
+        writes: &[CameraWrite],
+        progress: Progress<'_>,
+    ) -> Result<ImportCounts, StoreError>;
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub busy_timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            busy_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens the store named by a `sqlite://` or `postgres://` URL and applies
+/// pending migrations.
+pub async fn open(url: &str, opts: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::SqliteStore::connect(url, opts).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(postgres::PgStore::connect(url, opts).await?)
+    } else {
+        anyhow::bail!("database.url must start with sqlite:// or postgres://");
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Loads the built-in district table when the store has no districts yet.
+/// Returns how many were loaded.
+pub async fn seed_districts(store: &dyn Store) -> anyhow::Result<u64> {
+    if store.district_count().await? > 0 {
+        return Ok(0);
+    }
+    let all = crate::catalogue::district::builtin_districts()?;
+    let n = store.upsert_districts(&all, &|_| {}).await?;
+    tracing::info!(districts = n, "loaded the built-in district table");
+    Ok(n)
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+pub(crate) fn like_pattern(q: &str) -> String {
+    let mut s = String::with_capacity(q.len() + 2);
+    s.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}

@@ -1,0 +1,36 @@
+//! The PostgreSQL backend, for a catalogue shared by several gateway nodes.
+//! ID generation takes a transaction-scoped advisory lock, so two nodes
+//! creating cameras at once never pick the same serial.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::StoreOptions;
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pub(crate) pool: sqlx::PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, opts: &StoreOptions) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?.application_name("camgate");
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PgStore { pool })
+    }
+}
+
+super::sql::impl_store!(
+    PgStore,
+    sqlx::Postgres,
+    backend = "postgres",
+    begin = "BEGIN",
+    lock = "SELECT pg_advisory_xact_lock(2260281810)",
+    like = "ILIKE",
+    migrations = super::migrate::POSTGRES
+);

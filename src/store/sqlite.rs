@@ -1,0 +1,48 @@
+//! The SQLite backend: the embedded default. WAL journal so readers never
+//! wait for the writer; writes take the lock up front (`BEGIN IMMEDIATE`) so
+//! concurrent writers queue on the busy timeout instead of failing when a
+//! read transaction tries to upgrade.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::StoreOptions;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    pub(crate) pool: sqlx::SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, opts: &StoreOptions) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(opts.busy_timeout);
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                anyhow::anyhow!("cannot create the database directory {}: {e}", parent.display())
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+super::sql::impl_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    backend = "sqlite",
+    begin = "BEGIN IMMEDIATE",
+    lock = "SELECT 1",
+    like = "LIKE",
+    migrations = super::migrate::SQLITE
+);
