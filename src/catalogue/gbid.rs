@@ -136,7 +136,10 @@ mod tests {
             GbId::parse("62060200001329000001"),
             Err(GbIdError::NetworkFlag('9'))
         );
-        assert_eq!(GbId::parse("６２0602000013200000"), Err(GbIdError::Length(18)));
+        assert_eq!(
+            GbId::parse("６２0602000013200000"),
+            Err(GbIdError::Length(18))
+        );
     }
 
     #[test]

@@ -288,7 +288,10 @@ mod tests {
         assert_eq!("PUBLIC".parse::<Ownership>().unwrap(), Ownership::Public);
         assert_eq!("按需".parse::<PullMode>().unwrap(), PullMode::OnDemand);
         assert_eq!(PullMode::OnDemand.to_string(), "on_demand");
-        assert_eq!("机动车".parse::<CheckpointKind>().unwrap(), CheckpointKind::MotorVehicle);
+        assert_eq!(
+            "机动车".parse::<CheckpointKind>().unwrap(),
+            CheckpointKind::MotorVehicle
+        );
         assert_eq!(CheckpointKind::Other.as_str(), "99");
         let e = "sctp".parse::<Transport>().unwrap_err();
         assert!(e.contains("tcp, udp"), "{e}");

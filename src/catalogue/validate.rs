@@ -97,7 +97,10 @@ impl CameraInput {
         v
     }
     pub fn checkpoint_refs(&self) -> Option<String> {
-        self.checkpoint.clone().flatten().map(|s| s.trim().to_string())
+        self.checkpoint
+            .clone()
+            .flatten()
+            .map(|s| s.trim().to_string())
     }
 }
 
@@ -153,12 +156,19 @@ fn text(
 ) -> String {
     let t = v.trim();
     if required && t.is_empty() {
-        errs.push(FieldError::new(field, "required", format!("{field} must not be empty")));
+        errs.push(FieldError::new(
+            field,
+            "required",
+            format!("{field} must not be empty"),
+        ));
     } else if t.chars().count() > max {
         errs.push(FieldError::new(
             field,
             "too_long",
-            format!("{field} must be at most {max} characters, got {}", t.chars().count()),
+            format!(
+                "{field} must be at most {max} characters, got {}",
+                t.chars().count()
+            ),
         ));
     } else if t.chars().any(|c| c.is_control()) {
         errs.push(FieldError::new(
@@ -230,7 +240,11 @@ fn parse_enum<T: std::str::FromStr<Err = String>>(
     match v.map(str::trim).filter(|s| !s.is_empty()) {
         None => {
             if default.is_none() {
-                errs.push(FieldError::new(field, "required", format!("{field} is required")));
+                errs.push(FieldError::new(
+                    field,
+                    "required",
+                    format!("{field} is required"),
+                ));
             }
             default
         }
@@ -295,7 +309,11 @@ pub fn checkpoint(
         },
         (None, Some(e)) => e.district_code.clone(),
         (None, None) => {
-            errs.push(FieldError::new("district", "required", "district is required"));
+            errs.push(FieldError::new(
+                "district",
+                "required",
+                "district is required",
+            ));
             String::new()
         }
     };
@@ -382,20 +400,20 @@ pub fn camera(
                 None
             }
         },
-        (None, Some(e)) => lk
-            .districts
-            .get(&e.district_code)
-            .cloned()
-            .or_else(|| {
-                Some(District {
-                    code: e.district_code.clone(),
-                    parent_code: district::parent_of(&e.district_code),
-                    name: e.district_name.clone(),
-                    level: district::level_of(&e.district_code).unwrap_or(3),
-                })
-            }),
+        (None, Some(e)) => lk.districts.get(&e.district_code).cloned().or_else(|| {
+            Some(District {
+                code: e.district_code.clone(),
+                parent_code: district::parent_of(&e.district_code),
+                name: e.district_name.clone(),
+                level: district::level_of(&e.district_code).unwrap_or(3),
+            })
+        }),
         (None, None) => {
-            errs.push(FieldError::new("district", "required", "district is required"));
+            errs.push(FieldError::new(
+                "district",
+                "required",
+                "district is required",
+            ));
             None
         }
     };
@@ -408,14 +426,21 @@ pub fn camera(
     );
 
     // Industry code: given, else from the ID, else from ownership.
-    let given_industry = input.industry_code.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let given_industry = input
+        .industry_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     if let Some(ind) = given_industry
         && (ind.len() != 2 || !ind.bytes().all(|b| b.is_ascii_digit()))
     {
         errs.push(FieldError::new(
             "industry_code",
             "invalid",
-            format!("industry_code must be 2 digits (GB/T 28181 industry code), got {:?}", clip(ind)),
+            format!(
+                "industry_code must be 2 digits (GB/T 28181 industry code), got {:?}",
+                clip(ind)
+            ),
         ));
     }
 
@@ -427,11 +452,27 @@ pub fn camera(
             Some(IdSpec::Given(e.id.clone()))
         }
         (Some(e), _) => {
-            check_id_against(&e.id, district.as_ref(), "district", &mut industry, existing, lk, &mut errs);
+            check_id_against(
+                &e.id,
+                district.as_ref(),
+                "district",
+                &mut industry,
+                existing,
+                lk,
+                &mut errs,
+            );
             Some(IdSpec::Given(e.id.clone()))
         }
         (None, Some(given)) if !given.is_empty() => {
-            check_id_against(given, district.as_ref(), "id", &mut industry, None, lk, &mut errs);
+            check_id_against(
+                given,
+                district.as_ref(),
+                "id",
+                &mut industry,
+                None,
+                lk,
+                &mut errs,
+            );
             Some(IdSpec::Given(given.to_string()))
         }
         (None, _) => None,
@@ -524,7 +565,11 @@ pub fn camera(
 
     // Credentials: explicit fields, or moved out of the URL's userinfo.
     let mut username: Option<String> = match (&input.username, existing) {
-        (Some(u), _) => u.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+        (Some(u), _) => u
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         (None, Some(e)) => e.username.clone(),
         (None, None) => None,
     };
@@ -537,7 +582,12 @@ pub fn camera(
         || matches!(&input.password, Some(Some(p)) if p.is_empty());
     let rtsp_url = match (&input.rtsp_url, existing) {
         (Some(u), _) => {
-            match rtsp_url(u, input.username.is_some(), input.password.is_some(), &mut errs) {
+            match rtsp_url(
+                u,
+                input.username.is_some(),
+                input.password.is_some(),
+                &mut errs,
+            ) {
                 Some((url, creds)) => {
                     if let Some((u, p)) = creds {
                         username = Some(u);
@@ -552,7 +602,11 @@ pub fn camera(
         }
         (None, Some(e)) => e.rtsp_url.clone(),
         (None, None) => {
-            errs.push(FieldError::new("rtsp_url", "required", "rtsp_url is required"));
+            errs.push(FieldError::new(
+                "rtsp_url",
+                "required",
+                "rtsp_url is required",
+            ));
             String::new()
         }
     };
@@ -575,8 +629,8 @@ pub fn camera(
             "password must be at most 128 characters with no control characters",
         ));
     }
-    let has_password_after = password.is_some()
-        || (!clear_password && existing.is_some_and(|e| e.password.is_some()));
+    let has_password_after =
+        password.is_some() || (!clear_password && existing.is_some_and(|e| e.password.is_some()));
     if has_password_after && username.is_none() {
         errs.push(FieldError::new(
             "username",
@@ -720,7 +774,11 @@ fn rtsp_url(
 ) -> Option<(String, Option<(String, Option<Secret>)>)> {
     let t = v.trim();
     if t.is_empty() {
-        errs.push(FieldError::new("rtsp_url", "required", "rtsp_url is required"));
+        errs.push(FieldError::new(
+            "rtsp_url",
+            "required",
+            "rtsp_url is required",
+        ));
         return None;
     }
     if t.len() > 1024 {
@@ -746,12 +804,19 @@ fn rtsp_url(
         errs.push(FieldError::new(
             "rtsp_url",
             "invalid",
-            format!("rtsp_url must start with rtsp:// or rtsps://, got {}://", clip(url.scheme())),
+            format!(
+                "rtsp_url must start with rtsp:// or rtsps://, got {}://",
+                clip(url.scheme())
+            ),
         ));
         return None;
     }
     if url.host_str().is_none_or(str::is_empty) {
-        errs.push(FieldError::new("rtsp_url", "invalid", "rtsp_url has no host"));
+        errs.push(FieldError::new(
+            "rtsp_url",
+            "invalid",
+            "rtsp_url has no host",
+        ));
         return None;
     }
     let mut creds = None;
@@ -783,7 +848,11 @@ fn rtsp_url(
 
 fn tags(t: &BTreeMap<String, String>, errs: &mut Vec<FieldError>) -> BTreeMap<String, String> {
     if t.len() > 32 {
-        errs.push(FieldError::new("tags", "too_many", "at most 32 tags per camera"));
+        errs.push(FieldError::new(
+            "tags",
+            "too_many",
+            "at most 32 tags per camera",
+        ));
     }
     let mut out = BTreeMap::new();
     for (k, v) in t {
@@ -807,7 +876,10 @@ fn tags(t: &BTreeMap<String, String>, errs: &mut Vec<FieldError>) -> BTreeMap<St
             errs.push(FieldError::new(
                 "tags",
                 "invalid",
-                format!("tag {:?}: value must be at most 256 characters without ';'", clip(k)),
+                format!(
+                    "tag {:?}: value must be at most 256 characters without ';'",
+                    clip(k)
+                ),
             ));
         } else {
             out.insert(k.to_string(), v.to_string());

@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::catalogue::{
-    Camera, CameraWrite, Checkpoint, CheckpointWrite, District, Ownership,
-};
+use crate::catalogue::{Camera, CameraWrite, Checkpoint, CheckpointWrite, District, Ownership};
 
 mod migrate;
 pub mod postgres;
@@ -100,8 +98,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     async fn districts_by_codes(&self, codes: &[String]) -> Result<Vec<District>, StoreError>;
     /// Children of `parent` (the provinces when `None`), ordered by code.
-    async fn district_children(&self, parent: Option<&str>)
-    -> Result<Vec<District>, StoreError>;
+    async fn district_children(&self, parent: Option<&str>) -> Result<Vec<District>, StoreError>;
     /// Districts whose name contains `q`, shallowest first.
     async fn search_districts(&self, q: &str, limit: i64) -> Result<Vec<District>, StoreError>;
     /// Number of cameras in the subtree of each given district code.

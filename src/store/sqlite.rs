@@ -26,7 +26,10 @@ impl SqliteStore {
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent).map_err(|e| {
-                anyhow::anyhow!("cannot create the database directory {}: {e}", parent.display())
+                anyhow::anyhow!(
+                    "cannot create the database directory {}: {e}",
+                    parent.display()
+                )
             })?;
         }
         let pool = SqlitePoolOptions::new()

@@ -1,0 +1,491 @@
+//! Catalogue routes: districts, checkpoints, cameras, CSV import and export.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, QueryPairs, body_bytes};
+use crate::catalogue::csv::HeaderLang;
+use crate::catalogue::district::{self, LEVEL_CODE_LEN};
+use crate::catalogue::validate::{self, clip};
+use crate::catalogue::{
+    CameraInput, CameraView, CheckpointInput, CheckpointView, District, IdSpec, Ownership,
+};
+use crate::importer;
+use crate::store::{CameraFilter, CheckpointFilter};
+
+/// Default and largest page sizes.
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+#[derive(Serialize)]
+struct DistrictView {
+    code: String,
+    name: String,
+    level: i64,
+    camera_count: i64,
+}
+
+/// Resolves a district code as a user writes it (padded forms allowed).
+async fn resolve_district(st: &AppState, written: &str) -> Result<Option<District>, ApiError> {
+    let cands = district::code_candidates(written);
+    if cands.is_empty() {
+        return Ok(None);
+    }
+    let found = st.store.districts_by_codes(&cands).await?;
+    Ok(cands
+        .iter()
+        .find_map(|c| found.iter().find(|d| &d.code == c))
+        .cloned())
+}
+
+async fn with_counts(st: &AppState, ds: Vec<District>) -> Result<Vec<DistrictView>, ApiError> {
+    let codes: Vec<String> = ds.iter().map(|d| d.code.clone()).collect();
+    let counts = st.store.camera_counts(&codes).await?;
+    Ok(ds
+        .into_iter()
+        .map(|d| DistrictView {
+            camera_count: counts.get(&d.code).copied().unwrap_or(0),
+            code: d.code,
+            name: d.name,
+            level: d.level,
+        })
+        .collect())
+}
+
+fn limit(q: &QueryPairs) -> Result<i64, ApiError> {
+    let l = q
+        .parse_one::<i64>("limit", "a whole number from 1 to 1000")?
+        .unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&l) {
+        return Err(ApiError::bad_query(
+            "limit",
+            format!("limit must be from 1 to {MAX_LIMIT}, got {l}"),
+        ));
+    }
+    Ok(l)
+}
+
+/// Cursors are the last ID of the previous page, hex-encoded so they are
+/// opaque and URL-safe.
+fn encode_cursor(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(c: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_query("cursor", "cursor is not one this API returned");
+    if c.len() % 2 != 0 || c.len() > 256 {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> = (0..c.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&c[i..i + 2], 16))
+        .collect();
+    String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())
+}
+
+pub async fn list_districts(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = QueryPairs::parse(raw.as_deref(), &["parent", "q", "limit"])?;
+    let parent = q.one("parent")?;
+    let text = q.one("q")?;
+    let items = match (parent, text) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_query(
+                "q",
+                "give either parent or q, not both",
+            ));
+        }
+        (_, Some(text)) => {
+            let lim = limit(&q)?;
+            with_counts(&st, st.store.search_districts(text.trim(), lim).await?).await?
+        }
+        (Some(p), None) => {
+            let d = resolve_district(&st, p).await?.ok_or_else(|| {
+                ApiError::not_found(format!("district {:?} does not exist", clip(p)))
+                    .field("parent")
+            })?;
+            with_counts(&st, st.store.district_children(Some(&d.code)).await?).await?
+        }
+        (None, None) => with_counts(&st, st.store.district_children(None).await?).await?,
+    };
+    Ok(Json(json!({ "items": items })))
+}
+
+pub async fn get_district(
+    State(st): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let d = resolve_district(&st, &code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("district {:?} does not exist", clip(&code))))?;
+    let ancestors: Vec<String> = LEVEL_CODE_LEN
+        .iter()
+        .filter(|&&l| l <= d.code.len())
+        .map(|&l| d.code[..l].to_string())
+        .collect();
+    let mut path = st.store.districts_by_codes(&ancestors).await?;
+    path.sort_by_key(|p| p.level);
+    let parent = d.parent_code.clone();
+    let view = with_counts(&st, vec![d]).await?.pop().expect("one");
+    Ok(Json(json!({
+        "code": view.code,
+        "name": view.name,
+        "level": view.level,
+        "parent": parent,
+        "camera_count": view.camera_count,
+        "path": path.iter().map(|p| json!({"code": p.code, "name": p.name, "level": p.level})).collect::<Vec<_>>(),
+    })))
+}
+
+// ---- checkpoints
+
+pub async fn list_checkpoints(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = QueryPairs::parse(raw.as_deref(), &["district", "q", "limit", "cursor"])?;
+    let mut filter = CheckpointFilter {
+        q: q.one("q")?.map(str::to_string),
+        district: None,
+    };
+    if let Some(d) = q.one("district")? {
+        let d = resolve_district(&st, d).await?.ok_or_else(|| {
+            ApiError::bad_query("district", format!("district {:?} does not exist", clip(d)))
+        })?;
+        filter.district = Some(d.code);
+    }
+    let lim = limit(&q)?;
+    let after = q.one("cursor")?.map(decode_cursor).transpose()?;
+    let mut rows = st
+        .store
+        .list_checkpoints(&filter, after.as_deref(), lim + 1)
+        .await?;
+    let next = if rows.len() as i64 > lim {
+        rows.truncate(lim as usize);
+        rows.last().map(|c| encode_cursor(&c.id))
+    } else {
+        None
+    };
+    let items: Vec<CheckpointView> = rows.iter().map(CheckpointView::from).collect();
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+pub async fn get_checkpoint(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CheckpointView>, ApiError> {
+    let cp =
+        st.store.get_checkpoint(&id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("checkpoint {:?} does not exist", clip(&id)))
+        })?;
+    Ok(Json(CheckpointView::from(&cp)))
+}
+
+pub async fn create_checkpoint(
+    State(st): State<AppState>,
+    ApiJson(input): ApiJson<CheckpointInput>,
+) -> Result<Response, ApiError> {
+    let lk = importer::lookups(
+        &*st.store,
+        input.district_refs(),
+        [],
+        st.config.catalogue.id_network_flag,
+    )
+    .await?;
+    let w = validate::checkpoint(&input, None, &lk).map_err(ApiError::validation)?;
+    let id = st.store.create_checkpoint(&w).await?;
+    let cp = st
+        .store
+        .get_checkpoint(&id)
+        .await?
+        .ok_or_else(|| ApiError::internal("checkpoint vanished after create"))?;
+    tracing::info!(checkpoint = %id, "created checkpoint");
+    Ok(created(
+        &format!("/api/v1/checkpoints/{id}"),
+        CheckpointView::from(&cp),
+    ))
+}
+
+pub async fn update_checkpoint(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<CheckpointInput>,
+) -> Result<Json<CheckpointView>, ApiError> {
+    let existing =
+        st.store.get_checkpoint(&id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("checkpoint {:?} does not exist", clip(&id)))
+        })?;
+    let lk = importer::lookups(
+        &*st.store,
+        input.district_refs(),
+        [],
+        st.config.catalogue.id_network_flag,
+    )
+    .await?;
+    let w = validate::checkpoint(&input, Some(&existing), &lk).map_err(ApiError::validation)?;
+    st.store.update_checkpoint(&w).await?;
+    let cp = st
+        .store
+        .get_checkpoint(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("checkpoint was deleted meanwhile"))?;
+    tracing::info!(checkpoint = %id, "updated checkpoint");
+    Ok(Json(CheckpointView::from(&cp)))
+}
+
+pub async fn delete_checkpoint(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.store.delete_checkpoint(&id).await?;
+    tracing::info!(checkpoint = %id, "deleted checkpoint");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- cameras
+
+const CAMERA_FILTERS: [&str; 7] = [
+    "q",
+    "district",
+    "checkpoint",
+    "point_type",
+    "ownership",
+    "enabled",
+    "tag",
+];
+
+async fn camera_filter(st: &AppState, q: &QueryPairs) -> Result<CameraFilter, ApiError> {
+    let mut f = CameraFilter {
+        q: q.one("q")?
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+        checkpoint: q.one("checkpoint")?.map(str::to_string),
+        ..Default::default()
+    };
+    if let Some(d) = q.one("district")? {
+        let d = resolve_district(st, d).await?.ok_or_else(|| {
+            ApiError::bad_query("district", format!("district {:?} does not exist", clip(d)))
+        })?;
+        f.district = Some(d.code);
+    }
+    if let Some(p) = q.parse_one::<i64>("point_type", "1, 2, 3 or 9")? {
+        if !crate::catalogue::POINT_TYPES.contains(&p) {
+            return Err(ApiError::bad_query(
+                "point_type",
+                format!("point_type must be 1, 2, 3 or 9, got {p}"),
+            ));
+        }
+        f.point_type = Some(p);
+    }
+    if let Some(o) = q.one("ownership")? {
+        f.ownership = Some(
+            o.parse::<Ownership>()
+                .map_err(|e| ApiError::bad_query("ownership", format!("ownership {e}")))?,
+        );
+    }
+    f.enabled = q.parse_one::<bool>("enabled", "true or false")?;
+    for t in q.all("tag") {
+        let (k, v) = t.split_once(':').ok_or_else(|| {
+            ApiError::bad_query("tag", format!("tag must be key:value, got {:?}", clip(t)))
+        })?;
+        f.tags.push((k.to_string(), v.to_string()));
+    }
+    Ok(f)
+}
+
+pub async fn list_cameras(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut allowed = CAMERA_FILTERS.to_vec();
+    allowed.extend(["limit", "cursor"]);
+    let q = QueryPairs::parse(raw.as_deref(), &allowed)?;
+    let filter = camera_filter(&st, &q).await?;
+    let lim = limit(&q)?;
+    let after = q.one("cursor")?.map(decode_cursor).transpose()?;
+    let mut rows = st
+        .store
+        .list_cameras(&filter, after.as_deref(), lim + 1)
+        .await?;
+    let next = if rows.len() as i64 > lim {
+        rows.truncate(lim as usize);
+        rows.last().map(|c| encode_cursor(&c.id))
+    } else {
+        None
+    };
+    let items: Vec<CameraView> = rows.iter().map(CameraView::from).collect();
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+pub async fn get_camera(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CameraView>, ApiError> {
+    let cam = st
+        .store
+        .get_camera(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("camera {:?} does not exist", clip(&id))))?;
+    Ok(Json(CameraView::from(&cam)))
+}
+
+fn created<T: Serialize>(location: &str, body: T) -> Response {
+    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+pub async fn create_camera(
+    State(st): State<AppState>,
+    ApiJson(input): ApiJson<CameraInput>,
+) -> Result<Response, ApiError> {
+    let lk = importer::lookups(
+        &*st.store,
+        input.district_refs(),
+        input.checkpoint_refs(),
+        st.config.catalogue.id_network_flag,
+    )
+    .await?;
+    let w = validate::camera(&input, None, &lk).map_err(ApiError::validation)?;
+    let id = st.store.create_camera(&w).await?;
+    let cam = st
+        .store
+        .get_camera(&id)
+        .await?
+        .ok_or_else(|| ApiError::internal("camera vanished after create"))?;
+    tracing::info!(camera = %id, district = %cam.district_code, "created camera");
+    Ok(created(
+        &format!("/api/v1/cameras/{id}"),
+        CameraView::from(&cam),
+    ))
+}
+
+pub async fn update_camera(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<CameraInput>,
+) -> Result<Json<CameraView>, ApiError> {
+    let existing = st
+        .store
+        .get_camera(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("camera {:?} does not exist", clip(&id))))?;
+    let mut refs = input.district_refs();
+    refs.push(existing.district_code.clone());
+    if existing.id.len() >= 6 {
+        refs.extend(district::code_candidates(&existing.id[..6]));
+    }
+    let lk = importer::lookups(
+        &*st.store,
+        refs,
+        input.checkpoint_refs(),
+        st.config.catalogue.id_network_flag,
+    )
+    .await?;
+    let w = validate::camera(&input, Some(&existing), &lk).map_err(ApiError::validation)?;
+    debug_assert!(matches!(w.id, IdSpec::Given(_)));
+    st.store.update_camera(&w).await?;
+    let cam = st
+        .store
+        .get_camera(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("camera was deleted meanwhile"))?;
+    tracing::info!(camera = %id, "updated camera");
+    Ok(Json(CameraView::from(&cam)))
+}
+
+pub async fn delete_camera(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.store.delete_camera(&id).await?;
+    tracing::info!(camera = %id, "deleted camera");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn import_cameras(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let q = QueryPairs::parse(raw.as_deref(), &["dry_run"])?;
+    let dry_run = q
+        .parse_one::<bool>("dry_run", "true or false")?
+        .unwrap_or(false);
+    let body = body_bytes(req, &()).await?;
+    let report = importer::import_csv(
+        &*st.store,
+        &body,
+        dry_run,
+        st.config.catalogue.id_network_flag,
+        &|_, _, _| {},
+    )
+    .await?;
+    if !report.errors.is_empty() && !dry_run {
+        let first = &report.errors[0];
+        let message = format!(
+            "{} problems in {} rows, nothing was imported; first: line {}{}: {}",
+            report.errors.len(),
+            report.bad_rows(),
+            first.line,
+            first
+                .column
+                .as_deref()
+                .map(|c| format!(", column {c}"))
+                .unwrap_or_default(),
+            first.message
+        );
+        return Err(
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", message)
+                .with("report", json!(report)),
+        );
+    }
+    Ok(Json(report).into_response())
+}
+
+pub async fn export_cameras(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut allowed = CAMERA_FILTERS.to_vec();
+    allowed.extend(["format", "lang"]);
+    let q = QueryPairs::parse(raw.as_deref(), &allowed)?;
+    match q.one("format")? {
+        None | Some("csv") => {}
+        Some(other) => {
+            return Err(ApiError::bad_query(
+                "format",
+                format!("format must be csv, got {:?}", clip(other)),
+            ));
+        }
+    }
+    let lang = q
+        .one("lang")?
+        .map(|l| l.parse::<HeaderLang>())
+        .transpose()
+        .map_err(|e| ApiError::bad_query("lang", format!("lang {e}")))?
+        .unwrap_or(HeaderLang::En);
+    let filter = camera_filter(&st, &q).await?;
+    let body = importer::export_csv(&*st.store, &filter, lang).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"cameras.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

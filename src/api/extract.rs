@@ -1,0 +1,138 @@
+//! Request extractors whose rejections are [`ApiError`]s, so malformed input
+//! gets the same JSON error shape as everything else, naming the field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON body. Unknown fields, wrong types and bad syntax are 400 errors
+/// whose `field` is the path of the offending value.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = body_bytes(req, state).await?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(de) {
+            Ok(v) => Ok(ApiJson(v)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = inner.to_string();
+                // Unknown fields are reported at the parent path; name the field.
+                let field = match message.strip_prefix("unknown field `") {
+                    Some(rest) => rest.split('`').next().unwrap_or("").to_string(),
+                    None if path == "." => String::new(),
+                    None => path,
+                };
+                let code = if inner.is_syntax() || inner.is_eof() {
+                    "invalid_json"
+                } else {
+                    "invalid_field"
+                };
+                let mut err = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+                if !field.is_empty() {
+                    err = err.field(field);
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Reads the whole body, mapping an over-limit body to 413.
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than the limit (server.max_import_bytes for imports)",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", rej.body_text())
+        }
+    })
+}
+
+/// Query parameters as ordered pairs, checked against the names a route
+/// accepts: an unknown parameter is an error rather than silently ignored.
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        for (k, _) in &pairs {
+            if !allowed.contains(&k.as_str()) {
+                return Err(ApiError::bad_query(
+                    k,
+                    format!(
+                        "unknown query parameter {:?}; this route accepts: {}",
+                        crate::catalogue::validate::clip(k),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(QueryPairs(pairs))
+    }
+    /// The single value of `name`; repeating it is an error.
+    pub fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut it = self.0.iter().filter(|(k, _)| k == name);
+        let first = it.next().map(|(_, v)| v.as_str());
+        if it.next().is_some() {
+            return Err(ApiError::bad_query(
+                name,
+                format!("{name} may be given once"),
+            ));
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    }
+    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn parse_one<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, ApiError> {
+        match self.one(name)? {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_query(
+                    name,
+                    format!(
+                        "{name} must be {what}, got {:?}",
+                        crate::catalogue::validate::clip(v)
+                    ),
+                )
+            }),
+        }
+    }
+}

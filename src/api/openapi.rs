@@ -1,0 +1,225 @@
+//! The OpenAPI 3.1 description of the REST API, served at
+//! `/api/v1/openapi.json`. A test walks every operation here against the
+//! router, so the document and the routes cannot drift apart.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+pub async fn handler() -> Json<Value> {
+    Json(document())
+}
+
+fn q(name: &str, desc: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": desc, "schema": schema})
+}
+
+fn p(name: &str, desc: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": desc, "schema": {"type": "string"}})
+}
+
+fn ok(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn err(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": r("Error")}}})
+}
+
+fn page(item: &str) -> Value {
+    json!({"type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": {"type": "array", "items": r(item)},
+        "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page."}
+    }})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let limit = q(
+        "limit",
+        "Page size, 1-1000 (default 100).",
+        json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+    );
+    let cursor = q(
+        "cursor",
+        "`next_cursor` of the previous page.",
+        json!({"type": "string"}),
+    );
+    let camera_filters = vec![
+        q(
+            "q",
+            "Substring of name, ID or address.",
+            json!({"type": "string"}),
+        ),
+        q(
+            "district",
+            "District code (padded GB/T 2260 forms accepted); the whole subtree matches.",
+            json!({"type": "string"}),
+        ),
+        q("checkpoint", "Checkpoint ID.", json!({"type": "string"})),
+        q(
+            "point_type",
+            "GB/T 28181 PointType.",
+            json!({"type": "integer", "enum": [1, 2, 3, 9]}),
+        ),
+        q(
+            "ownership",
+            "public or social.",
+            json!({"type": "string", "enum": ["public", "social"]}),
+        ),
+        q("enabled", "true or false.", json!({"type": "boolean"})),
+        json!({"name": "tag", "in": "query", "required": false, "description": "key:value; repeat for several (all must match).",
+               "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true}),
+    ];
+    let mut list_params = camera_filters.clone();
+    list_params.push(limit.clone());
+    list_params.push(cursor.clone());
+    let mut export_params = camera_filters;
+    export_params.push(q(
+        "format",
+        "Only csv.",
+        json!({"type": "string", "enum": ["csv"]}),
+    ));
+    export_params.push(q(
+        "lang",
+        "Header language: en (default) or zh (Chinese headers, with a BOM for spreadsheets).",
+        json!({"type": "string", "enum": ["en", "zh"]}),
+    ));
+
+    let coords = json!({"longitude": {"type": ["number", "null"], "minimum": -180, "maximum": 180, "description": "WGS-84 degrees"},
+                        "latitude": {"type": ["number", "null"], "minimum": -90, "maximum": 90, "description": "WGS-84 degrees"}});
+    let mut camera_input = json!({"type": "object", "additionalProperties": false, "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]{20}$", "description": "GB/T 28181 rule-A ID; generated when absent. Immutable."},
+        "name": {"type": "string", "maxLength": 100},
+        "district": {"type": "string", "description": "District code of any level."},
+        "checkpoint": {"type": ["string", "null"]},
+        "point_type": {"type": "integer", "enum": [1, 2, 3, 9]},
+        "ownership": {"type": "string", "enum": ["public", "social"]},
+        "industry_code": {"type": "string", "pattern": "^[0-9]{2}$", "description": "Default: from the ID, else 00 public / 01 social."},
+        "address": {"type": "string", "maxLength": 200},
+        "rtsp_url": {"type": "string", "description": "rtsp:// or rtsps://; credentials in it are moved to username/password."},
+        "username": {"type": ["string", "null"]},
+        "password": {"type": ["string", "null"], "writeOnly": true, "description": "Write-only; null or empty clears it."},
+        "transport": {"type": "string", "enum": ["tcp", "udp"], "default": "tcp"},
+        "pull_mode": {"type": "string", "enum": ["on_demand", "always"], "default": "on_demand"},
+        "enabled": {"type": "boolean", "default": true},
+        "tags": {"type": "object", "additionalProperties": {"type": "string"}}
+    }});
+    camera_input["properties"]
+        .as_object_mut()
+        .unwrap()
+        .extend(coords.as_object().unwrap().clone());
+    let mut camera_create = camera_input.clone();
+    camera_create["required"] = json!(["name", "district", "point_type", "ownership", "rtsp_url"]);
+    let mut camera = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "district": {"type": "string"},
+        "district_name": {"type": "string"}, "checkpoint": {"type": ["string", "null"]},
+        "point_type": {"type": "integer"}, "ownership": {"type": "string"}, "industry_code": {"type": "string"},
+        "address": {"type": "string"}, "rtsp_url": {"type": "string"}, "username": {"type": ["string", "null"]},
+        "has_password": {"type": "boolean"}, "transport": {"type": "string"}, "pull_mode": {"type": "string"},
+        "enabled": {"type": "boolean"}, "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}
+    }});
+    camera["properties"]
+        .as_object_mut()
+        .unwrap()
+        .extend(coords.as_object().unwrap().clone());
+    let mut checkpoint_input = json!({"type": "object", "additionalProperties": false, "properties": {
+        "id": {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,32}$", "description": "Generated (20 digits, type 216) when absent. Immutable."},
+        "name": {"type": "string", "maxLength": 100},
+        "district": {"type": "string"},
+        "kind": {"type": "string", "enum": ["01", "02", "03", "04", "05", "99"], "description": "GB/T 28181-2022 FunctionType: 01 face, 02 person, 03 motor vehicle, 04 non-motor vehicle, 05 object, 99 other (default)."},
+        "address": {"type": "string", "maxLength": 200}
+    }});
+    checkpoint_input["properties"]
+        .as_object_mut()
+        .unwrap()
+        .extend(coords.as_object().unwrap().clone());
+    let mut checkpoint_create = checkpoint_input.clone();
+    checkpoint_create["required"] = json!(["name", "district"]);
+    let mut checkpoint = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "district": {"type": "string"},
+        "kind": {"type": "string"}, "address": {"type": "string"}, "camera_count": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}
+    }});
+    checkpoint["properties"]
+        .as_object_mut()
+        .unwrap()
+        .extend(coords.as_object().unwrap().clone());
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "camgate API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Camera catalogue of a city video network gateway. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"}}."
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process answers."}}}},
+            "/readyz": {"get": {"summary": "Readiness: the database answers", "responses": {"200": {"description": "Ready."}, "503": {"description": "Database unavailable."}}}},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1 document."}}}},
+            "/api/v1/districts": {"get": {
+                "summary": "Children of a district (provinces when no parent), or a name search",
+                "parameters": [q("parent", "District code.", json!({"type": "string"})), q("q", "Name substring; cannot be combined with parent.", json!({"type": "string"})), limit.clone()],
+                "responses": {"200": ok("Districts with camera counts over their whole subtree.", json!({"type": "object", "properties": {"items": {"type": "array", "items": r("District")}}})),
+                              "400": err("Bad query."), "404": err("Unknown parent.")}}},
+            "/api/v1/districts/{code}": {"get": {
+                "summary": "One district with its path from the province",
+                "parameters": [p("code", "District code; padded GB/T 2260 forms (620000, 620600) accepted.")],
+                "responses": {"200": ok("The district.", r("DistrictDetail")), "404": err("Unknown district.")}}},
+            "/api/v1/checkpoints": {
+                "get": {"summary": "List checkpoints", "parameters": [q("district", "Subtree filter.", json!({"type": "string"})), q("q", "Substring of name, ID or address.", json!({"type": "string"})), limit.clone(), cursor.clone()],
+                        "responses": {"200": ok("A page of checkpoints.", page("Checkpoint")), "400": err("Bad query.")}},
+                "post": {"summary": "Create a checkpoint", "requestBody": {"required": true, "content": {"application/json": {"schema": r("CheckpointCreate")}}},
+                         "responses": {"201": ok("Created.", r("Checkpoint")), "400": err("Malformed JSON."), "409": err("ID exists."), "415": err("Not JSON."), "422": err("Validation failed.")}}},
+            "/api/v1/checkpoints/{id}": {
+                "get": {"summary": "Get a checkpoint", "parameters": [p("id", "Checkpoint ID.")], "responses": {"200": ok("The checkpoint.", r("Checkpoint")), "404": err("Not found.")}},
+                "patch": {"summary": "Change a checkpoint", "parameters": [p("id", "Checkpoint ID.")], "requestBody": {"required": true, "content": {"application/json": {"schema": r("CheckpointInput")}}},
+                          "responses": {"200": ok("The changed checkpoint.", r("Checkpoint")), "400": err("Malformed JSON."), "404": err("Not found."), "422": err("Validation failed.")}},
+                "delete": {"summary": "Delete a checkpoint that has no cameras", "parameters": [p("id", "Checkpoint ID.")],
+                           "responses": {"204": {"description": "Deleted."}, "404": err("Not found."), "409": err("It still has cameras.")}}},
+            "/api/v1/cameras": {
+                "get": {"summary": "List cameras", "parameters": list_params,
+                        "responses": {"200": ok("A page of cameras, ordered by ID.", page("Camera")), "400": err("Bad query.")}},
+                "post": {"summary": "Create a camera", "requestBody": {"required": true, "content": {"application/json": {"schema": r("CameraCreate")}}},
+                         "responses": {"201": ok("Created.", r("Camera")), "400": err("Malformed JSON."), "409": err("ID exists or no serial left."), "415": err("Not JSON."), "422": err("Validation failed.")}}},
+            "/api/v1/cameras/{id}": {
+                "get": {"summary": "Get a camera", "parameters": [p("id", "Camera ID.")], "responses": {"200": ok("The camera (never its password).", r("Camera")), "404": err("Not found.")}},
+                "patch": {"summary": "Change a camera; absent fields keep their value, null clears", "parameters": [p("id", "Camera ID.")],
+                          "requestBody": {"required": true, "content": {"application/json": {"schema": r("CameraInput")}}},
+                          "responses": {"200": ok("The changed camera.", r("Camera")), "400": err("Malformed JSON."), "404": err("Not found."), "422": err("Validation failed.")}},
+                "delete": {"summary": "Delete a camera", "parameters": [p("id", "Camera ID.")], "responses": {"204": {"description": "Deleted."}, "404": err("Not found.")}}},
+            "/api/v1/cameras/import": {"post": {
+                "summary": "Import cameras from CSV, all or nothing",
+                "description": "UTF-8 CSV with or without BOM; English or Chinese headers (名称, 国标编码, 行政区划, 卡口, 点位类型, 权属, 行业编码, 地址, 经度, 纬度, RTSP地址, 用户名, 密码, 传输, 拉流方式, 启用, 标签). Rows with an existing ID update that camera; an empty password keeps the stored one.",
+                "parameters": [q("dry_run", "Validate and report only.", json!({"type": "boolean", "default": false}))],
+                "requestBody": {"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}},
+                "responses": {"200": ok("The report. On a dry run it may list errors; otherwise it has none.", r("ImportReport")),
+                              "400": err("Bad query."), "413": err("Body over server.max_import_bytes."),
+                              "422": err("Some rows are bad; nothing was imported. error.report lists every problem.")}}},
+            "/api/v1/cameras/export": {"get": {
+                "summary": "Export cameras as CSV (never passwords); the file imports back unchanged",
+                "parameters": export_params,
+                "responses": {"200": {"description": "CSV file.", "content": {"text/csv": {"schema": {"type": "string"}}}}, "400": err("Bad query.")}}}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message", "field"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
+                "details": {"type": "array", "items": {"type": "object"}}, "report": r("ImportReport")}}}},
+            "District": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer", "description": "1 province, 2 prefecture, 3 county, 4 township, 5 village"}, "camera_count": {"type": "integer"}}},
+            "DistrictDetail": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer"}, "parent": {"type": ["string", "null"]}, "camera_count": {"type": "integer"},
+                "path": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer"}}}}}},
+            "Checkpoint": checkpoint,
+            "CheckpointInput": checkpoint_input,
+            "CheckpointCreate": checkpoint_create,
+            "Camera": camera,
+            "CameraInput": camera_input,
+            "CameraCreate": camera_create,
+            "ImportReport": {"type": "object", "properties": {"dry_run": {"type": "boolean"}, "rows": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "column": {"type": ["string", "null"]}, "column_index": {"type": ["integer", "null"]}, "code": {"type": "string"}, "message": {"type": "string"}}}}}}
+        }}
+    })
+}

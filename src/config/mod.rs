@@ -1,0 +1,419 @@
+//! Configuration: defaults, then the TOML file, then `CAMGATE__SECTION__KEY`
+//! environment variables, then one [`Config::validate`] whose errors name the
+//! key. Unknown keys are errors, so a typo never falls back to a default
+//! silently. Every key is documented, with its default, in
+//! `config/camgate.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the SQLite database and other state.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub catalogue: CatalogueConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTP listener: REST API, web UI, embed pages.
+    pub listen: String,
+    /// Largest accepted CSV import body.
+    pub max_import_bytes: u64,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://USER:PASS@HOST/DB`; empty means
+    /// `sqlite://<data_dir>/camgate.db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// SQLite only: how long a writer waits for the lock.
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `camgate=debug,sqlx=warn`); `RUST_LOG` wins.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogueConfig {
+    /// GB/T 28181 network flag (15th digit, 0-8) of generated IDs.
+    pub id_network_flag: u8,
+    /// Load the built-in district table (province..township) on first start.
+    pub load_builtin_districts: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            catalogue: CatalogueConfig::default(),
+        }
+    }
+}
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "0.0.0.0:8080".into(),
+            max_import_bytes: 64 * 1024 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            max_connections: 8,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+impl Default for CatalogueConfig {
+    fn default() -> Self {
+        CatalogueConfig {
+            id_network_flag: 0,
+            load_builtin_districts: true,
+        }
+    }
+}
+
+/// A configuration problem, naming the key and where its value came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`{origin}: {message}")]
+    Key {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+/// Prefix of environment overrides: `CAMGATE__DATABASE__URL`.
+pub const ENV_PREFIX: &str = "CAMGATE__";
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then environment overrides
+    /// from `env` (pass `std::env::vars()`), then validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+        }
+        // Environment overrides, typed as TOML where they parse (numbers,
+        // booleans), else strings; retried as a string when a string was meant.
+        let mut env_keys: Vec<(Vec<String>, String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let rest = k.strip_prefix(ENV_PREFIX)?;
+                let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+                Some((path, k, v))
+            })
+            .collect();
+        env_keys.sort();
+        let mut as_string = std::collections::HashSet::new();
+        loop {
+            let mut t = table.clone();
+            for (path, var, raw) in &env_keys {
+                let value = if as_string.contains(var) {
+                    toml::Value::String(raw.clone())
+                } else {
+                    typed(raw)
+                };
+                set_path(&mut t, path, value).map_err(|message| ConfigError::Key {
+                    key: path.join("."),
+                    origin: format!(" (from {var})"),
+                    message,
+                })?;
+            }
+            match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(t)) {
+                Ok(c) => {
+                    c.validate()?;
+                    return Ok(c);
+                }
+                Err(e) => {
+                    let key = e.path().to_string();
+                    let env_var = env_keys
+                        .iter()
+                        .find(|(p, _, _)| p.join(".") == key)
+                        .map(|(_, v, _)| v.clone());
+                    if let Some(var) = &env_var
+                        && as_string.insert(var.clone())
+                    {
+                        continue;
+                    }
+                    let message = e.inner().to_string();
+                    // An unknown key is reported at its parent's path; name it.
+                    let key = match unknown_field(&message) {
+                        Some(f) if key == "." || key.is_empty() => f,
+                        Some(f) => format!("{key}.{f}"),
+                        None => key,
+                    };
+                    let origin = env_keys
+                        .iter()
+                        .find(|(p, _, _)| p.join(".") == key)
+                        .map(|(_, v, _)| format!(" (from {v})"))
+                        .or_else(|| file.map(|f| format!(" (in {})", f.display())))
+                        .unwrap_or_default();
+                    return Err(ConfigError::Key {
+                        key,
+                        origin,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError::Key {
+            key: key.into(),
+            origin: String::new(),
+            message,
+        };
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return Err(err(
+                "server.listen",
+                format!(
+                    "{:?} is not an address like 0.0.0.0:8080",
+                    self.server.listen
+                ),
+            ));
+        }
+        if self.server.max_import_bytes < 1024 {
+            return Err(err(
+                "server.max_import_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        let url = &self.database.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            // Never echo the URL: it may hold a password.
+            return Err(err(
+                "database.url",
+                "must be empty (SQLite in data_dir), sqlite://PATH or postgres://...".into(),
+            ));
+        }
+        if !(1..=1000).contains(&self.database.max_connections) {
+            return Err(err(
+                "database.max_connections",
+                "must be between 1 and 1000".into(),
+            ));
+        }
+        if self.log.format != "text" && self.log.format != "json" {
+            return Err(err(
+                "log.format",
+                format!("must be text or json, got {:?}", self.log.format),
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(err("log.level", format!("not a valid filter: {e}")));
+        }
+        if self.catalogue.id_network_flag > 8 {
+            return Err(err("catalogue.id_network_flag", "must be 0-8".into()));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(err("data_dir", "must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL, with the default filled in.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("camgate.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            max_connections: self.database.max_connections,
+            busy_timeout: std::time::Duration::from_millis(self.database.busy_timeout_ms),
+        }
+    }
+}
+
+fn typed(raw: &str) -> toml::Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+fn set_path(t: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = t;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is not a section"))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_file_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/camgate.toml");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        let mut expected = Config::default();
+        // The shipped file is for the packaged service: state under /var/lib.
+        expected.data_dir = PathBuf::from("/var/lib/camgate");
+        assert_eq!(c, expected);
+    }
+
+    #[test]
+    fn shipped_file_documents_every_key() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/camgate.toml"),
+        )
+        .unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        for (section, v) in defaults.as_table().unwrap() {
+            match v.as_table() {
+                Some(keys) => {
+                    assert!(text.contains(&format!("[{section}]")), "section {section}");
+                    for k in keys.keys() {
+                        assert!(text.contains(&format!("\n{k} = ")), "key {section}.{k}");
+                    }
+                }
+                None => assert!(text.contains(&format!("\n{section} = ")), "key {section}"),
+            }
+        }
+    }
+
+    #[test]
+    fn env_overrides_and_types() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("CAMGATE__SERVER__LISTEN", "127.0.0.1:9000"),
+                ("CAMGATE__DATABASE__MAX_CONNECTIONS", "3"),
+                ("CAMGATE__DATABASE__URL", "postgres://u:p@localhost/db"),
+                ("CAMGATE__DATA_DIR", "123"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9000");
+        assert_eq!(c.database.max_connections, 3);
+        assert_eq!(c.data_dir, PathBuf::from("123"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[server]\nlisen = \"0.0.0.0:1\"\n").unwrap();
+        let e = Config::load(Some(&p), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("`server.lisen`"), "{e}");
+        let e = Config::load(None, env(&[("CAMGATE__DATABASE__URLL", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`database.urll`") && e.contains("CAMGATE__DATABASE__URLL"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let e = Config::load(None, env(&[("CAMGATE__SERVER__LISTEN", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`server.listen`"), "{e}");
+        let e = Config::load(None, env(&[("CAMGATE__DATABASE__MAX_CONNECTIONS", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`database.max_connections`"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("CAMGATE__DATABASE__URL", "mysql://u:secret@h/db")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`database.url`") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.database_url(), "sqlite://./data/camgate.db");
+    }
+}
