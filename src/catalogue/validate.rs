@@ -483,19 +483,6 @@ pub fn camera(
             Some(Ownership::Social) => "01".to_string(),
             _ => "00".to_string(),
         });
-    let id = id.unwrap_or_else(|| IdSpec::Generate {
-        prefix14: district
-            .as_ref()
-            .map(|d| {
-                gbid::prefix14(
-                    &district::county_code6(&d.code),
-                    &industry,
-                    gbid::GENERATED_CAMERA_TYPE,
-                    lk.network_flag,
-                )
-            })
-            .unwrap_or_default(),
-    });
 
     let point_type = match (input.point_type, existing) {
         (Some(p), _) => {
@@ -665,6 +652,18 @@ pub fn camera(
     if !errs.is_empty() {
         return Err(errs);
     }
+    let id = match (id, &district) {
+        (Some(id), _) => id,
+        (None, Some(d)) => IdSpec::Generate {
+            prefix14: gbid::prefix14(
+                &district::county_code6(&d.code),
+                &industry,
+                gbid::GENERATED_CAMERA_TYPE,
+                lk.network_flag,
+            ),
+        },
+        (None, None) => unreachable!("a missing district is a validation error"),
+    };
     Ok(CameraWrite {
         id,
         name,

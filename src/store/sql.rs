@@ -386,10 +386,14 @@ macro_rules! impl_store {
                     if applied.contains(version) {
                         continue;
                     }
-                    // One statement at a time (migration files hold no ';' in literals).
-                    for stmt in sql.split(';').filter(|s| {
-                        s.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
-                    }) {
+                    // One statement at a time. Migration files hold no ';' or
+                    // "--" inside literals, so dropping comments and splitting is exact.
+                    let code: String = sql
+                        .lines()
+                        .map(|l| l.split("--").next().unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    for stmt in code.split(';').filter(|s| !s.trim().is_empty()) {
                         sqlx::query(stmt).execute(&mut *tx).await.map_err(|source| {
                             StoreError::Migration {
                                 version: *version,

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs every test, on a fresh Debian/Ubuntu machine that has only Rust.
+#
+# 1. Installs what the tests need when it is missing (apt-get): PostgreSQL
+#    server binaries. Later stages add GStreamer with gst-rtsp-server, ffmpeg
+#    and Chromium here as their tests arrive.
+# 2. Starts a throwaway PostgreSQL on 127.0.0.1 (initdb in a temp dir, a free
+#    port, trust auth for the loopback only).
+# 3. Runs `cargo test --all-features`; every store and API test runs on SQLite
+#    and on that PostgreSQL (CAMGATE_REQUIRE_POSTGRES=1 turns a missing server
+#    into a failure instead of a skip).
+# 4. Stops and deletes what it started, also when a test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n=== %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+missing=()
+[ -n "$(pg_bindir)" ] || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PGBIN="$(pg_bindir)"
+TMP="$(mktemp -d /tmp/camgate-tests.XXXXXX)"
+PGDATA="$TMP/pgdata"
+# PostgreSQL refuses to run as root: run it as the `postgres` user the
+# package creates (or `nobody`), in a directory that user owns.
+AS=()
+if [ "$(id -u)" = 0 ]; then
+    pguser=postgres
+    id -u "$pguser" >/dev/null 2>&1 || pguser=nobody
+    chown "$pguser" "$TMP"
+    chmod 755 "$TMP"
+    AS=(runuser -u "$pguser" --)
+fi
+
+cleanup() {
+    status=$?
+    if [ -f "$PGDATA/postmaster.pid" ]; then
+        "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$TMP"
+    exit $status
+}
+trap cleanup EXIT INT TERM
+
+log "starting a throwaway PostgreSQL ($("$PGBIN/postgres" --version))"
+"${AS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U camgate --auth=trust -E UTF8 --locale=C.UTF-8 >"$TMP/initdb.log" 2>&1 \
+    || "${AS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U camgate --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 \
+    || { cat "$TMP/initdb.log"; exit 1; }
+started=""
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    PGPORT=$(( 20000 + (RANDOM % 30000) ))
+    if "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 30 start \
+        -o "-p $PGPORT -k $TMP -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        >/dev/null 2>&1; then
+        started=1
+        break
+    fi
+done
+if [ -z "$started" ]; then
+    echo "could not start PostgreSQL:"; cat "$TMP/postgres.log"; exit 1
+fi
+export CAMGATE_TEST_POSTGRES_URL="postgres://camgate@127.0.0.1:$PGPORT/postgres"
+export CAMGATE_REQUIRE_POSTGRES=1
+echo "PostgreSQL on 127.0.0.1:$PGPORT"
+
+log "cargo test --all-features (SQLite and PostgreSQL)"
+cargo test --all-features 2>&1
+
+log "benches compile"
+cargo check --all-features --benches 2>&1 | tail -n 1
