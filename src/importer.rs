@@ -182,19 +182,7 @@ pub async fn export_csv(
     filter: &crate::store::CameraFilter,
     lang: csv::HeaderLang,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::new();
-    if lang == csv::HeaderLang::Zh {
-        out.extend_from_slice(b"\xEF\xBB\xBF");
-    }
-    let mut w = ::csv::Writer::from_writer(out);
-    w.write_record(csv::COLUMNS.iter().map(|c| {
-        if lang == csv::HeaderLang::Zh {
-            c.2
-        } else {
-            c.1
-        }
-    }))
-    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut w = csv::writer(lang).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut after: Option<String> = None;
     loop {
         let page = store.list_cameras(filter, after.as_deref(), 1000).await?;

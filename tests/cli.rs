@@ -318,3 +318,43 @@ fn import_export_postgres() {
     });
     import_export(Some(&url));
 }
+
+#[test]
+fn systemd_unit_verifies() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/camgate.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for key in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=camgate",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(text.contains(key), "the unit must set {key}");
+    }
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED systemd-analyze verify: systemd-analyze is not installed");
+        return;
+    }
+    // Verify a copy whose ExecStart points at the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("camgate.service");
+    std::fs::write(&copy, text.replace("/usr/local/bin/camgate", BIN)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text_of(&out.stdout), text_of(&out.stderr));
+    assert!(
+        out.status.success() && all.trim().is_empty(),
+        "systemd-analyze verify: {all}"
+    );
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}

@@ -365,24 +365,24 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     parsed
 }
 
-/// Writes cameras as CSV. The password column is always empty.
-pub fn write<W: Write>(out: W, lang: HeaderLang, cameras: &[Camera]) -> std::io::Result<()> {
-    let mut out = out;
-    if lang == HeaderLang::Zh {
-        // Spreadsheet programs need the BOM to read UTF-8 Chinese text.
-        out.write_all(b"\xEF\xBB\xBF")?;
-    }
-    let mut w = ::csv::Writer::from_writer(out);
+/// A CSV writer into memory holding the header row, preceded for Chinese
+/// headers by a byte-order mark (spreadsheet programs need it to read UTF-8).
+pub fn writer(lang: HeaderLang) -> std::io::Result<::csv::Writer<Vec<u8>>> {
+    let bom: &[u8] = if lang == HeaderLang::Zh {
+        b"\xEF\xBB\xBF"
+    } else {
+        b""
+    };
+    let mut w = ::csv::Writer::from_writer(bom.to_vec());
     w.write_record(
         COLUMNS
             .iter()
             .map(|c| if lang == HeaderLang::Zh { c.2 } else { c.1 }),
     )?;
-    write_rows(&mut w, cameras)?;
-    w.flush()
+    Ok(w)
 }
 
-/// Writes cameras as CSV rows without the header, for streaming exports.
+/// Writes cameras as CSV rows. The password column is always empty.
 pub fn write_rows<W: Write>(w: &mut ::csv::Writer<W>, cameras: &[Camera]) -> std::io::Result<()> {
     for c in cameras {
         let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
@@ -407,15 +407,6 @@ pub fn write_rows<W: Write>(w: &mut ::csv::Writer<W>, cameras: &[Camera]) -> std
         ])?;
     }
     Ok(())
-}
-
-/// The header row only, for a blank template.
-pub fn header_line(lang: HeaderLang) -> String {
-    COLUMNS
-        .iter()
-        .map(|c| if lang == HeaderLang::Zh { c.2 } else { c.1 })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]

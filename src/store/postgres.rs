@@ -32,5 +32,6 @@ super::sql::impl_store!(
     begin = "BEGIN",
     lock = "SELECT pg_advisory_xact_lock(2260281810)",
     like = "ILIKE",
+    instr = "strpos",
     migrations = super::migrate::POSTGRES
 );

@@ -10,11 +10,23 @@ use crate::catalogue::{Camera, Checkpoint, District, Secret};
 
 use super::StoreError;
 
-/// Columns of a camera row, joined with its district's name.
-pub(crate) const CAMERA_COLS: &str = "c.id, c.name, c.district_code, COALESCE(d.name, '') AS district_name, \
-    c.checkpoint_id, c.point_type, c.ownership, c.industry_code, c.address, c.longitude, c.latitude, \
-    c.rtsp_url, c.username, c.password, c.transport, c.pull_mode, c.enabled, c.created_at_ms, c.updated_at_ms \
-    FROM cameras c LEFT JOIN districts d ON d.code = c.district_code";
+/// Camera rows are selected as `CAMERA_HEAD <query over cameras c that
+/// filters, orders and limits> CAMERA_TAIL`: district names are joined onto
+/// that page only, so the join never touches more districts than the page
+/// has rows.
+pub(crate) const CAMERA_HEAD: &str = "SELECT c.id, c.name, c.district_code, \
+    COALESCE(d.name, '') AS district_name, c.checkpoint_id, c.point_type, c.ownership, \
+    c.industry_code, c.address, c.longitude, c.latitude, c.rtsp_url, c.username, c.password, \
+    c.transport, c.pull_mode, c.enabled, c.created_at_ms, c.updated_at_ms FROM (";
+pub(crate) const CAMERA_TAIL: &str =
+    ") c LEFT JOIN districts d ON d.code = c.district_code ORDER BY c.id";
+
+/// The text substring search runs on: name, ID and address, lower-cased
+/// (Unicode-aware, so the query is lower-cased the same way), separated by a
+/// control character no query contains.
+pub(crate) fn search_text(id: &str, name: &str, address: &str) -> String {
+    format!("{name}\u{1f}{id}\u{1f}{address}").to_lowercase()
+}
 
 pub(crate) const CHECKPOINT_COLS: &str = "k.id, k.name, k.district_code, k.kind, k.address, k.longitude, k.latitude, \
     (SELECT count(*) FROM cameras c WHERE c.checkpoint_id = k.id) AS camera_count, \
@@ -162,7 +174,8 @@ pub(crate) fn common_prefix(codes: &[String]) -> String {
 
 macro_rules! impl_store {
     ($store:ident, $db:ty, backend = $backend:literal, begin = $begin:literal,
-     lock = $lock:literal, like = $like:literal, migrations = $migrations:path) => {
+     lock = $lock:literal, like = $like:literal, instr = $instr:literal,
+     migrations = $migrations:path) => {
         use std::collections::{BTreeMap, HashMap, HashSet};
 
         use sqlx::{QueryBuilder, Row};
@@ -172,8 +185,8 @@ macro_rules! impl_store {
         };
         use crate::catalogue::district::prefix_upper_bound;
         use crate::store::sql::{
-            BATCH, CAMERA_COLS, CHECKPOINT_COLS, CameraRow, CheckpointRow, DistrictRow,
-            common_prefix, conflict_or,
+            BATCH, CAMERA_HEAD, CAMERA_TAIL, CHECKPOINT_COLS, CameraRow, CheckpointRow, DistrictRow,
+            common_prefix, conflict_or, search_text,
         };
         use crate::store::{
             CameraFilter, CheckpointFilter, ImportCounts, Progress, Store, StoreError,
@@ -295,7 +308,8 @@ macro_rules! impl_store {
                     let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO cameras (id, name, district_code, checkpoint_id, point_type, \
                          ownership, industry_code, address, longitude, latitude, rtsp_url, username, \
-                         password, transport, pull_mode, enabled, created_at_ms, updated_at_ms) ",
+                         password, transport, pull_mode, enabled, search_text, created_at_ms, \
+                         updated_at_ms) ",
                     );
                     qb.push_values(chunk, |mut b, (id, w)| {
                         b.push_bind(id.to_string())
@@ -314,6 +328,7 @@ macro_rules! impl_store {
                             .push_bind(w.transport.as_str())
                             .push_bind(w.pull_mode.as_str())
                             .push_bind(w.enabled)
+                            .push_bind(search_text(id, &w.name, &w.address))
                             .push_bind(now)
                             .push_bind(now);
                     });
@@ -326,7 +341,8 @@ macro_rules! impl_store {
                          rtsp_url = excluded.rtsp_url, username = excluded.username, \
                          password = COALESCE(excluded.password, cameras.password), \
                          transport = excluded.transport, pull_mode = excluded.pull_mode, \
-                         enabled = excluded.enabled, updated_at_ms = excluded.updated_at_ms",
+                         enabled = excluded.enabled, search_text = excluded.search_text, \
+                         updated_at_ms = excluded.updated_at_ms",
                     );
                     qb.build().execute(&mut **tx).await.map_err(|e| {
                         conflict_or(e, || {
@@ -689,7 +705,7 @@ macro_rules! impl_store {
                 after: Option<&str>,
                 limit: i64,
             ) -> Result<Vec<Camera>, StoreError> {
-                let mut qb = QueryBuilder::<$db>::new(format!("SELECT {CAMERA_COLS} WHERE 1 = 1"));
+                let mut qb = QueryBuilder::<$db>::new(format!("{CAMERA_HEAD}SELECT * FROM cameras c WHERE 1 = 1"));
                 if let Some(a) = after {
                     qb.push(" AND c.id > ").push_bind(a.to_string());
                 }
@@ -716,19 +732,18 @@ macro_rules! impl_store {
                         .push(")");
                 }
                 if let Some(q) = &filter.q {
-                    let pat = like_pattern(q);
-                    qb.push(format!(" AND (c.name {} ", $like)).push_bind(pat.clone());
-                    qb.push(format!(" ESCAPE '\\' OR c.id {} ", $like)).push_bind(pat.clone());
-                    qb.push(format!(" ESCAPE '\\' OR c.address {} ", $like)).push_bind(pat);
-                    qb.push(" ESCAPE '\\')");
+                    // Plain substring search (no pattern language to escape).
+                    qb.push(format!(" AND {}(c.search_text, ", $instr))
+                        .push_bind(q.to_lowercase())
+                        .push(") > 0");
                 }
-                qb.push(" ORDER BY c.id LIMIT ").push_bind(limit);
+                qb.push(" ORDER BY c.id LIMIT ").push_bind(limit).push(CAMERA_TAIL);
                 let rows: Vec<CameraRow> = qb.build_query_as().fetch_all(&self.pool).await?;
                 self.rows_to_cameras(rows).await
             }
 
             async fn get_camera(&self, id: &str) -> Result<Option<Camera>, StoreError> {
-                let sql = format!("SELECT {CAMERA_COLS} WHERE c.id = $1");
+                let sql = format!("{CAMERA_HEAD}SELECT * FROM cameras c WHERE c.id = $1{CAMERA_TAIL}");
                 let row: Option<CameraRow> =
                     sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
                 match row {
@@ -767,8 +782,8 @@ macro_rules! impl_store {
                      point_type = $4, ownership = $5, industry_code = $6, address = $7, \
                      longitude = $8, latitude = $9, rtsp_url = $10, username = $11, \
                      password = CASE WHEN $12 THEN NULL ELSE COALESCE($13, password) END, \
-                     transport = $14, pull_mode = $15, enabled = $16, updated_at_ms = $17 \
-                     WHERE id = $18",
+                     transport = $14, pull_mode = $15, enabled = $16, updated_at_ms = $17, \
+                     search_text = $18 WHERE id = $19",
                 )
                 .bind(&w.name)
                 .bind(&w.district_code)
@@ -787,6 +802,7 @@ macro_rules! impl_store {
                 .bind(w.pull_mode.as_str())
                 .bind(w.enabled)
                 .bind(now_ms())
+                .bind(search_text(id, &w.name, &w.address))
                 .bind(id)
                 .execute(&mut *tx)
                 .await
@@ -905,6 +921,13 @@ macro_rules! impl_store {
                     progress(done);
                 }
                 tx.commit().await?;
+                if writes.len() >= 1000 {
+                    // Fresh statistics after a bulk load, so the planner picks
+                    // the district index or the ID order by what the data holds.
+                    for t in ["ANALYZE cameras", "ANALYZE camera_tags"] {
+                        sqlx::query(t).execute(&self.pool).await?;
+                    }
+                }
                 let updated = ids.iter().filter(|id| existing.contains(*id)).count() as u64;
                 Ok(ImportCounts {
                     created: ids.len() as u64 - updated,

@@ -47,5 +47,6 @@ super::sql::impl_store!(
     begin = "BEGIN IMMEDIATE",
     lock = "SELECT 1",
     like = "LIKE",
+    instr = "instr",
     migrations = super::migrate::SQLITE
 );

@@ -40,6 +40,8 @@ CREATE TABLE cameras (
     transport     TEXT NOT NULL,
     pull_mode     TEXT NOT NULL,
     enabled       BOOLEAN NOT NULL,
+    -- lower(name | id | address), kept by the application for substring search
+    search_text   TEXT NOT NULL DEFAULT '',
     created_at_ms BIGINT NOT NULL,
     updated_at_ms BIGINT NOT NULL
 );

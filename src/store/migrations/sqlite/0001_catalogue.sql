@@ -39,9 +39,11 @@ CREATE TABLE cameras (
     transport     TEXT NOT NULL,
     pull_mode     TEXT NOT NULL,
     enabled       INTEGER NOT NULL,
+    -- lower(name | id | address), kept by the application for substring search
+    search_text   TEXT NOT NULL DEFAULT '',
     created_at_ms INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX cameras_district ON cameras (district_code, id);
 CREATE INDEX cameras_checkpoint ON cameras (checkpoint_id, id);
 
@@ -50,5 +52,5 @@ CREATE TABLE camera_tags (
     key       TEXT NOT NULL,
     value     TEXT NOT NULL,
     PRIMARY KEY (camera_id, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX camera_tags_kv ON camera_tags (key, value, camera_id);
