@@ -174,8 +174,7 @@ pub(crate) fn common_prefix(codes: &[String]) -> String {
 
 macro_rules! impl_store {
     ($store:ident, $db:ty, backend = $backend:literal, begin = $begin:literal,
-     lock = $lock:literal, like = $like:literal, instr = $instr:literal,
-     migrations = $migrations:path) => {
+     lock = $lock:literal, like = $like:literal, migrations = $migrations:path) => {
         use std::collections::{BTreeMap, HashMap, HashSet};
 
         use sqlx::{QueryBuilder, Row};
@@ -732,10 +731,7 @@ macro_rules! impl_store {
                         .push(")");
                 }
                 if let Some(q) = &filter.q {
-                    // Plain substring search (no pattern language to escape).
-                    qb.push(format!(" AND {}(c.search_text, ", $instr))
-                        .push_bind(q.to_lowercase())
-                        .push(") > 0");
+                    push_contains(&mut qb, "c.search_text", &q.to_lowercase());
                 }
                 qb.push(" ORDER BY c.id LIMIT ").push_bind(limit).push(CAMERA_TAIL);
                 let rows: Vec<CameraRow> = qb.build_query_as().fetch_all(&self.pool).await?;

@@ -9,6 +9,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::StoreOptions;
 
+/// `AND <col> contains <needle>`: `instr` is a plain byte search, several
+/// times faster than `LIKE '%..%'`, whose matcher SQLite runs per character.
+fn push_contains(qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, col: &str, needle: &str) {
+    qb.push(format!(" AND instr({col}, "))
+        .push_bind(needle.to_string())
+        .push(") > 0");
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
@@ -47,6 +55,5 @@ super::sql::impl_store!(
     begin = "BEGIN IMMEDIATE",
     lock = "SELECT 1",
     like = "LIKE",
-    instr = "instr",
     migrations = super::migrate::SQLITE
 );

@@ -25,6 +25,9 @@ CREATE INDEX checkpoints_district ON checkpoints (district_code, id);
 
 CREATE TABLE cameras (
     id            TEXT COLLATE "C" PRIMARY KEY,
+    -- lower(name | id | address), kept by the application for substring
+    -- search; second so that a scan reads it without decoding the other columns
+    search_text   TEXT NOT NULL DEFAULT '',
     name          TEXT NOT NULL,
     district_code TEXT COLLATE "C" NOT NULL REFERENCES districts (code),
     checkpoint_id TEXT COLLATE "C" REFERENCES checkpoints (id),
@@ -40,8 +43,6 @@ CREATE TABLE cameras (
     transport     TEXT NOT NULL,
     pull_mode     TEXT NOT NULL,
     enabled       BOOLEAN NOT NULL,
-    -- lower(name | id | address), kept by the application for substring search
-    search_text   TEXT NOT NULL DEFAULT '',
     created_at_ms BIGINT NOT NULL,
     updated_at_ms BIGINT NOT NULL
 );

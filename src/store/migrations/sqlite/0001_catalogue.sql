@@ -24,6 +24,9 @@ CREATE INDEX checkpoints_district ON checkpoints (district_code, id);
 
 CREATE TABLE cameras (
     id            TEXT PRIMARY KEY,
+    -- lower(name | id | address), kept by the application for substring
+    -- search; second so that a scan reads it without decoding the other columns
+    search_text   TEXT NOT NULL DEFAULT '',
     name          TEXT NOT NULL,
     district_code TEXT NOT NULL REFERENCES districts (code),
     checkpoint_id TEXT REFERENCES checkpoints (id),
@@ -39,8 +42,6 @@ CREATE TABLE cameras (
     transport     TEXT NOT NULL,
     pull_mode     TEXT NOT NULL,
     enabled       INTEGER NOT NULL,
-    -- lower(name | id | address), kept by the application for substring search
-    search_text   TEXT NOT NULL DEFAULT '',
     created_at_ms INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
