@@ -240,9 +240,19 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
         } else {
             addr.to_string()
         };
-        println!("camgate demo: {n} sample cameras on a throwaway SQLite database");
-        println!("camgate demo: web UI at http://{host}/");
-        println!("camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)");
+        // A closed stdout (`camgate demo | head -2`) must not stop the gateway.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "camgate demo: {n} sample cameras on a throwaway SQLite database"
+        );
+        let _ = writeln!(out, "camgate demo: web UI at http://{host}/");
+        let _ = writeln!(
+            out,
+            "camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)"
+        );
+        let _ = out.flush();
     })
     .await
 }

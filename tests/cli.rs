@@ -30,13 +30,11 @@ fn text(b: &[u8]) -> String {
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    s.read_to_string(&mut resp)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}; read so far: {resp:?}"));
     let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
     let body = resp
         .split_once("\r\n\r\n")
@@ -69,24 +67,39 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
 
 #[test]
 fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("demo.log");
     let mut child = Command::new(BIN)
         .args(["demo", "--listen", "127.0.0.1:0", "--cameras", "40"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // Read only the first lines, then close our end of the pipe on purpose:
+    // the gateway must keep serving when nobody reads its stdout.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut addr = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("web UI at http://").nth(1) {
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
             addr = Some(rest.trim_end_matches('/').to_string());
             break;
         }
+        line.clear();
     }
-    let addr = addr.expect("demo prints the web UI address");
-    let (s, body) = http_get(&addr, "/api/v1/cameras?limit=1000");
+    drop(stdout);
+    let addr = addr.unwrap_or_else(|| panic!("demo prints the web UI address; log:\n{}", log()));
+    let (s, body) = std::panic::catch_unwind(|| http_get(&addr, "/api/v1/cameras?limit=1000"))
+        .unwrap_or_else(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            panic!(
+                "first request failed; demo state {:?}; log:\n{}",
+                child.try_wait(),
+                log()
+            )
+        });
     assert_eq!(s, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 40);
@@ -98,13 +111,7 @@ fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
     terminate(&child);
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = log();
     assert!(
         err.contains("shutting down") && err.contains("stopped"),
         "{err}"
