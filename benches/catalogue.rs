@@ -11,6 +11,7 @@
 //! PostgreSQL; CAMGATE_BENCH_CAMERAS changes the size). Targets from the
 //! issue: import <= 10 s, list/search p99 <= 20 ms, children p99 <= 50 ms.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,7 +125,16 @@ struct Db {
 async fn fresh_db(backend: &str, admin: Option<&str>, k: usize) -> Db {
     if backend == "sqlite" {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        // CAMGATE_BENCH_KEEP_DIR keeps the SQLite database for inspection.
+        let path = match std::env::var("CAMGATE_BENCH_KEEP_DIR") {
+            Ok(d) => {
+                let p = Path::new(&d).join(format!("bench{k}.db"));
+                let _ = std::fs::remove_file(&p);
+                p
+            }
+            Err(_) => dir.path().join("bench.db"),
+        };
+        let url = format!("sqlite://{}", path.display());
         Db {
             url,
             _dir: Some(dir),
@@ -250,7 +260,8 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
     let mut rng = Rng(7);
     let mut list_queries = Vec::new();
     for _ in 0..400 {
-        let q = match rng.below(10) {
+        let q = match rng.below(11) {
+            10 => format!("/api/v1/cameras?q={}", urlenc("路")), // one character: matches most cameras
             0 => format!("/api/v1/cameras?district={}", counties[rng.below(8)].code),
             1 => format!(
                 "/api/v1/cameras?district={}&point_type=1",

@@ -42,5 +42,12 @@ super::sql::impl_store!(
     begin = "BEGIN",
     lock = "SELECT pg_advisory_xact_lock(2260281810)",
     like = "ILIKE",
+    // After a bulk load: statistics for the planner, and the visibility map
+    // set so scans need not check every new tuple's transaction status.
+    after_bulk = [
+        "VACUUM (ANALYZE) cameras",
+        "VACUUM (ANALYZE) camera_tags",
+        "VACUUM (ANALYZE) camera_search"
+    ],
     migrations = super::migrate::POSTGRES
 );

@@ -55,5 +55,10 @@ super::sql::impl_store!(
     begin = "BEGIN IMMEDIATE",
     lock = "SELECT 1",
     like = "LIKE",
+    after_bulk = [
+        "ANALYZE cameras",
+        "ANALYZE camera_tags",
+        "ANALYZE camera_search"
+    ],
     migrations = super::migrate::SQLITE
 );

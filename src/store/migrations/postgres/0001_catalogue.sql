@@ -25,9 +25,6 @@ CREATE INDEX checkpoints_district ON checkpoints (district_code, id);
 
 CREATE TABLE cameras (
     id            TEXT COLLATE "C" PRIMARY KEY,
-    -- lower(name | id | address), kept by the application for substring
-    -- search; second so that a scan reads it without decoding the other columns
-    search_text   TEXT NOT NULL DEFAULT '',
     name          TEXT NOT NULL,
     district_code TEXT COLLATE "C" NOT NULL REFERENCES districts (code),
     checkpoint_id TEXT COLLATE "C" REFERENCES checkpoints (id),
@@ -56,3 +53,14 @@ CREATE TABLE camera_tags (
     PRIMARY KEY (camera_id, key)
 );
 CREATE INDEX camera_tags_kv ON camera_tags (key, value, camera_id);
+
+-- Substring search: lower(name | id | address) per camera, kept by the
+-- application. A narrow table of its own, so a search that must look at
+-- every camera scans a few MB instead of the whole camera rows; its primary
+-- key order is the camera ID order pages are served in.
+-- In PostgreSQL the primary key covers the text, so that scan is index-only.
+CREATE TABLE camera_search (
+    camera_id TEXT COLLATE "C" REFERENCES cameras (id) ON DELETE CASCADE,
+    text      TEXT NOT NULL,
+    PRIMARY KEY (camera_id) INCLUDE (text)
+);

@@ -24,9 +24,6 @@ CREATE INDEX checkpoints_district ON checkpoints (district_code, id);
 
 CREATE TABLE cameras (
     id            TEXT PRIMARY KEY,
-    -- lower(name | id | address), kept by the application for substring
-    -- search; second so that a scan reads it without decoding the other columns
-    search_text   TEXT NOT NULL DEFAULT '',
     name          TEXT NOT NULL,
     district_code TEXT NOT NULL REFERENCES districts (code),
     checkpoint_id TEXT REFERENCES checkpoints (id),
@@ -55,3 +52,12 @@ CREATE TABLE camera_tags (
     PRIMARY KEY (camera_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX camera_tags_kv ON camera_tags (key, value, camera_id);
+
+-- Substring search: lower(name | id | address) per camera, kept by the
+-- application. A narrow table of its own, so a search that must look at
+-- every camera scans a few MB instead of the whole camera rows; its primary
+-- key order is the camera ID order pages are served in.
+CREATE TABLE camera_search (
+    camera_id TEXT PRIMARY KEY REFERENCES cameras (id) ON DELETE CASCADE,
+    text      TEXT NOT NULL
+) WITHOUT ROWID;
