@@ -79,7 +79,7 @@ fn encode_cursor(id: &str) -> String {
 
 fn decode_cursor(c: &str) -> Result<String, ApiError> {
     let bad = || ApiError::bad_query("cursor", "cursor is not one this API returned");
-    if c.len() % 2 != 0 || c.len() > 256 {
+    if !c.len().is_multiple_of(2) || c.len() > 256 {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..c.len())

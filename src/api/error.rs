@@ -13,18 +13,18 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: String,
+    pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
-    /// Extra members of the error object (`details`, `report`).
-    pub extra: Option<(&'static str, Value)>,
+    /// An extra member of the error object (`details`, `report`).
+    pub extra: Option<Box<(&'static str, Value)>>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code: code.to_string(),
+            code,
             message: message.into(),
             field: None,
             extra: None,
@@ -35,7 +35,7 @@ impl ApiError {
         self
     }
     pub fn with(mut self, key: &'static str, value: Value) -> Self {
-        self.extra = Some((key, value));
+        self.extra = Some(Box::new((key, value)));
         self
     }
     pub fn bad_query(field: &str, message: impl Into<String>) -> Self {
@@ -66,7 +66,7 @@ impl ApiError {
         )
         .with("details", json!(errs));
         if let Some(f) = first {
-            e.code = f.code.to_string();
+            e.code = f.code;
             e.field = Some(f.field.to_string());
         }
         e
@@ -100,7 +100,8 @@ impl IntoResponse for ApiError {
             "message": self.message,
             "field": self.field,
         });
-        if let Some((k, v)) = self.extra {
+        if let Some(extra) = self.extra {
+            let (k, v) = *extra;
             obj[k] = v;
         }
         (self.status, axum::Json(json!({ "error": obj }))).into_response()

@@ -333,9 +333,11 @@ mod tests {
     fn shipped_file_states_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/camgate.toml");
         let c = Config::load(Some(&path), env(&[])).unwrap();
-        let mut expected = Config::default();
         // The shipped file is for the packaged service: state under /var/lib.
-        expected.data_dir = PathBuf::from("/var/lib/camgate");
+        let expected = Config {
+            data_dir: PathBuf::from("/var/lib/camgate"),
+            ..Default::default()
+        };
         assert_eq!(c, expected);
     }
 
