@@ -40,30 +40,8 @@ impl Rng {
     }
 }
 
-const STREETS: [&str; 12] = [
-    "东大街",
-    "西大街",
-    "南关路",
-    "北关路",
-    "人民路",
-    "建设路",
-    "中山路",
-    "解放路",
-    "新华路",
-    "育才路",
-    "文化路",
-    "和平路",
-];
-const SPOTS: [&str; 8] = [
-    "路口",
-    "公交站",
-    "小学门口",
-    "农贸市场",
-    "小区东门",
-    "广场",
-    "医院门口",
-    "河堤",
-];
+use camgate::demo::SPOTS;
+use camgate::demo::STREETS;
 
 /// The CSV of `n` cameras over Gansu's townships, skewed so that a few
 /// counties hold most cameras (as a city's core districts do), with 320

@@ -18,7 +18,8 @@ const AREAS: [(&str, &str, f64, f64); 4] = [
     ("441900", "东莞市", 113.752, 23.021),
 ];
 
-const STREETS: [&str; 10] = [
+/// Street names of the sample catalogue (also used by the bench).
+pub const STREETS: [&str; 10] = [
     "东大街",
     "西大街",
     "南关路",
@@ -30,7 +31,8 @@ const STREETS: [&str; 10] = [
     "新华路",
     "育才路",
 ];
-const SPOTS: [&str; 6] = ["路口", "公交站", "小学门口", "农贸市场", "社区东门", "广场"];
+/// Places along a street.
+pub const SPOTS: [&str; 6] = ["路口", "公交站", "小学门口", "农贸市场", "社区东门", "广场"];
 
 /// Fills the store with the sample catalogue: `cameras` cameras spread over
 /// the sample areas, 3 checkpoints per area. Returns the number of cameras.

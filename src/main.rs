@@ -134,13 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let store = app::open_store(&config).await?;
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} rows ({eta})")
-                    .expect("template")
-                    .progress_chars("=> "),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
+            let bar = progress_bar("{msg:>10} [{bar:40}] {pos}/{len} rows ({eta})");
             let report = importer::import_csv(
                 &*store,
                 &bytes,
@@ -191,12 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let store = app::open_store(&config).await?;
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("loading [{bar:40}] {pos}/{len} districts ({eta})")
-                    .expect("template")
-                    .progress_chars("=> "),
-            );
+            let bar = progress_bar("loading [{bar:40}] {pos}/{len} districts ({eta})");
             let result = importer::import_districts(&*store, &bytes, &|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
@@ -255,6 +244,18 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
         let _ = out.flush();
     })
     .await
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
 
 fn print_report(r: &ImportReport, file: &std::path::Path) {

@@ -2,6 +2,8 @@
 //! (with its report), export, districts import and config errors. SQLite in a
 //! temp dir; the import/export path is also run on PostgreSQL when available.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -297,33 +299,11 @@ fn import_export_sqlite() {
 
 #[test]
 fn import_export_postgres() {
-    let Ok(admin) = std::env::var("CAMGATE_TEST_POSTGRES_URL") else {
-        assert_ne!(
-            std::env::var("CAMGATE_REQUIRE_POSTGRES").as_deref(),
-            Ok("1"),
-            "PostgreSQL is required"
-        );
-        eprintln!("SKIPPED (PostgreSQL variant): CAMGATE_TEST_POSTGRES_URL is not set");
-        return;
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let name = format!("camgate_cli{}", std::process::id());
-    let url = rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut u = url::Url::parse(&admin).unwrap();
-        u.set_path(&format!("/{name}"));
-        u.to_string()
-    });
-    import_export(Some(&url));
+    let Some(db) = rt.block_on(common::TestDb::new(common::Backend::Postgres)) else {
+        return; // TestDb said why
+    };
+    import_export(Some(&db.url));
 }
 
 #[test]

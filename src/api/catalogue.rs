@@ -77,6 +77,24 @@ fn encode_cursor(id: &str) -> String {
     id.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Turns the `limit + 1` rows a list query fetched into a page: at most
+/// `limit` items and, when there were more, the cursor of the next page.
+fn page<T, V: Serialize>(
+    mut rows: Vec<T>,
+    limit: i64,
+    id: impl for<'a> Fn(&'a T) -> &'a str,
+    view: impl Fn(&T) -> V,
+) -> Json<serde_json::Value> {
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(id(r)))
+    } else {
+        None
+    };
+    let items: Vec<V> = rows.iter().map(view).collect();
+    Json(json!({ "items": items, "next_cursor": next }))
+}
+
 fn decode_cursor(c: &str) -> Result<String, ApiError> {
     let bad = || ApiError::bad_query("cursor", "cursor is not one this API returned");
     if !c.len().is_multiple_of(2) || c.len() > 256 {
@@ -164,18 +182,11 @@ pub async fn list_checkpoints(
     }
     let lim = limit(&q)?;
     let after = q.one("cursor")?.map(decode_cursor).transpose()?;
-    let mut rows = st
+    let rows = st
         .store
         .list_checkpoints(&filter, after.as_deref(), lim + 1)
         .await?;
-    let next = if rows.len() as i64 > lim {
-        rows.truncate(lim as usize);
-        rows.last().map(|c| encode_cursor(&c.id))
-    } else {
-        None
-    };
-    let items: Vec<CheckpointView> = rows.iter().map(CheckpointView::from).collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(page(rows, lim, |c| &c.id, |c| CheckpointView::from(c)))
 }
 
 pub async fn get_checkpoint(
@@ -311,18 +322,11 @@ pub async fn list_cameras(
     let filter = camera_filter(&st, &q).await?;
     let lim = limit(&q)?;
     let after = q.one("cursor")?.map(decode_cursor).transpose()?;
-    let mut rows = st
+    let rows = st
         .store
         .list_cameras(&filter, after.as_deref(), lim + 1)
         .await?;
-    let next = if rows.len() as i64 > lim {
-        rows.truncate(lim as usize);
-        rows.last().map(|c| encode_cursor(&c.id))
-    } else {
-        None
-    };
-    let items: Vec<CameraView> = rows.iter().map(CameraView::from).collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(page(rows, lim, |c| &c.id, |c| CameraView::from(c)))
 }
 
 pub async fn get_camera(
