@@ -53,9 +53,12 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 log "starting a throwaway PostgreSQL ($("$PGBIN/postgres" --version))"
-"${AS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U camgate --auth=trust -E UTF8 --locale=C.UTF-8 >"$TMP/initdb.log" 2>&1 \
-    || "${AS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U camgate --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log"; exit 1; }
+# C.UTF-8 where the C library has it (Unicode character classes), else C.
+if ! "${AS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U camgate --auth=trust -E UTF8 --locale=C.UTF-8 >"$TMP/initdb.log" 2>&1; then
+    rm -rf "$PGDATA"
+    "${AS[@]}" "$PGBIN/initdb" -D "$PGDATA" -U camgate --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 \
+        || { cat "$TMP/initdb.log"; exit 1; }
+fi
 started=""
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
     PGPORT=$(( 20000 + (RANDOM % 30000) ))
@@ -73,8 +76,13 @@ export CAMGATE_TEST_POSTGRES_URL="postgres://camgate@127.0.0.1:$PGPORT/postgres"
 export CAMGATE_REQUIRE_POSTGRES=1
 echo "PostgreSQL on 127.0.0.1:$PGPORT"
 
-log "cargo test --all-features (SQLite and PostgreSQL)"
-cargo test --all-features 2>&1
-
 log "benches compile"
 cargo check --all-features --benches 2>&1 | tail -n 1
+
+log "cargo test --all-features (SQLite and PostgreSQL)"
+cargo test --all-features 2>&1 | tee "$TMP/test.log"
+test ${PIPESTATUS[0]} -eq 0 || exit 1
+
+# One closing line for the whole run: the totals over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$TMP/test.log"

@@ -50,6 +50,13 @@ pub fn parent_of(code: &str) -> Option<String> {
 /// The first candidate that exists in the district table is the one meant: an
 /// exact match wins, which matters for Dongguan, whose county-level entry
 /// `441900` is also the padded form of its prefecture `4419`.
+///
+/// ```
+/// use camgate::catalogue::district::code_candidates;
+/// assert_eq!(code_candidates("620600"), ["620600", "6206"]);
+/// assert_eq!(code_candidates("620602001000"), ["620602001000", "620602001"]);
+/// assert!(code_candidates("not a code").is_empty());
+/// ```
 pub fn code_candidates(input: &str) -> Vec<String> {
     let s = input.trim();
     if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -80,6 +87,13 @@ pub fn county_code6(code: &str) -> String {
 /// The exclusive upper bound of the code range that holds `prefix` and every
 /// code that starts with it, or `None` when there is none (all nines).
 /// `6206` -> `6207`, `6299` -> `63`.
+///
+/// ```
+/// use camgate::catalogue::district::prefix_upper_bound;
+/// let hi = prefix_upper_bound("6206").unwrap();
+/// assert!("620602001" < hi.as_str() && "6207" >= hi.as_str());
+/// assert_eq!(prefix_upper_bound("99"), None);
+/// ```
 pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
     let mut bytes = prefix.as_bytes().to_vec();
     while let Some(last) = bytes.pop() {

@@ -50,6 +50,14 @@ impl fmt::Display for GbIdError {
 }
 
 impl<'a> GbId<'a> {
+    /// Checks the syntax of a rule-A ID.
+    ///
+    /// ```
+    /// use camgate::catalogue::gbid::GbId;
+    /// let id = GbId::parse("62060200001320000001").unwrap();
+    /// assert_eq!((id.county6(), id.industry(), id.type_code(), id.serial()), ("620602", "00", "132", 1));
+    /// assert!(GbId::parse("6206020000132000000").is_err()); // 19 digits
+    /// ```
     pub fn parse(raw: &'a str) -> Result<Self, GbIdError> {
         if !raw.bytes().all(|b| b.is_ascii_digit()) {
             return Err(if raw.chars().count() == 20 {
