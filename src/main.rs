@@ -121,7 +121,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             logging::init(&config.log.level, &config.log.format);
             let url = config.database_url();
             let store = camgate::store::open(&url, &config.store_options()).await?;
-            let n = camgate::store::seed_districts(&*store).await?;
+            let n = if config.catalogue.load_builtin_districts {
+                camgate::store::seed_districts(&*store).await?
+            } else {
+                0
+            };
             println!(
                 "{}: migrations up to date; {n} districts loaded",
                 store.backend()
