@@ -1,0 +1,339 @@
+//! Which cameras are pulled, and keeping that in step with the catalogue.
+//!
+//! `always` cameras are pulled while enabled. `on_demand` cameras are pulled
+//! while they have at least one subscriber, and stop `idle_close` after the
+//! last one leaves. Catalogue changes apply at once: a new camera starts, a
+//! changed URL or credentials reconnect, a disabled or deleted camera stops
+//! and its subscribers are disconnected.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::supervisor::{self, CameraRuntime};
+use super::{PullOptions, PullSource, PullTarget};
+use crate::catalogue::{Camera, PullMode};
+use crate::fanout::{Fanout, Subscriber};
+use crate::health::{State, Transition};
+
+/// What the manager needs to know of a camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullConfig {
+    pub id: String,
+    pub target: PullTarget,
+    pub pull_mode: PullMode,
+    pub enabled: bool,
+    /// District code (natural length), for metrics labels.
+    pub district_code: String,
+}
+
+impl PullConfig {
+    pub fn from_camera(c: &Camera) -> Self {
+        PullConfig {
+            id: c.id.clone(),
+            target: PullTarget {
+                url: c.rtsp_url.clone(),
+                username: c.username.clone(),
+                password: c.password.clone(),
+                transport: c.transport,
+            },
+            pull_mode: c.pull_mode,
+            enabled: c.enabled,
+            district_code: c.district_code.clone(),
+        }
+    }
+}
+
+struct Slot {
+    rt: Arc<CameraRuntime>,
+    config: Mutex<PullConfig>,
+    running: Mutex<Option<CancellationToken>>,
+    idle_timer: Mutex<Option<CancellationToken>>,
+}
+
+/// Owns every camera's runtime and pull task.
+pub struct PullManager {
+    source: Arc<dyn PullSource>,
+    opts: PullOptions,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    events: mpsc::UnboundedSender<Transition>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    viewers: mpsc::UnboundedSender<(String, usize)>,
+}
+
+impl PullManager {
+    /// Creates the manager. Transitions of every camera go to `events`.
+    pub fn new(
+        source: Arc<dyn PullSource>,
+        opts: PullOptions,
+        cancel: CancellationToken,
+        events: mpsc::UnboundedSender<Transition>,
+    ) -> Arc<Self> {
+        let (viewers, mut viewers_rx) = mpsc::unbounded_channel::<(String, usize)>();
+        let m = Arc::new(PullManager {
+            source,
+            opts,
+            cancel: cancel.clone(),
+            tracker: TaskTracker::new(),
+            events,
+            slots: Mutex::new(HashMap::new()),
+            viewers,
+        });
+        let weak = Arc::downgrade(&m);
+        m.tracker.spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    m = viewers_rx.recv() => m,
+                };
+                let Some((id, count)) = msg else { return };
+                let Some(m) = weak.upgrade() else { return };
+                m.viewers_changed(&id, count);
+            }
+        });
+        m
+    }
+
+    pub fn options(&self) -> &PullOptions {
+        &self.opts
+    }
+
+    fn slot(&self, id: &str) -> Option<Arc<Slot>> {
+        self.slots.lock().unwrap().get(id).cloned()
+    }
+
+    /// The runtime (fan-out, health) of a camera.
+    pub fn runtime(&self, id: &str) -> Option<Arc<CameraRuntime>> {
+        self.slot(id).map(|s| s.rt.clone())
+    }
+
+    /// Every camera's runtime and config.
+    pub fn all(&self) -> Vec<(Arc<CameraRuntime>, PullConfig)> {
+        self.slots
+            .lock()
+            .unwrap()
+            .values()
+            .map(|s| (s.rt.clone(), s.config.lock().unwrap().clone()))
+            .collect()
+    }
+
+    /// Whether the camera is being pulled now.
+    pub fn is_pulling(&self, id: &str) -> bool {
+        self.slot(id)
+            .is_some_and(|s| s.running.lock().unwrap().is_some())
+    }
+
+    /// Number of cameras being pulled.
+    pub fn active_pulls(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.running.lock().unwrap().is_some())
+            .count()
+    }
+
+    /// Adds or updates a camera and starts or stops its pull as needed.
+    pub fn upsert(&self, cfg: PullConfig) {
+        self.upsert_with_delay(cfg, Duration::ZERO);
+    }
+
+    fn upsert_with_delay(&self, cfg: PullConfig, delay: Duration) {
+        let existing = self.slot(&cfg.id);
+        let slot = match existing {
+            Some(slot) => {
+                let target_changed = slot.rt.set_target(cfg.target.clone());
+                *slot.config.lock().unwrap() = cfg.clone();
+                if target_changed && slot.running.lock().unwrap().is_some() {
+                    // Reconnect to the new URL or credentials now.
+                    self.stop(&slot);
+                    tracing::info!(camera = %cfg.id, "camera target changed; reconnecting");
+                }
+                slot
+            }
+            None => {
+                let viewers = self.viewers.clone();
+                let id = cfg.id.clone();
+                let fanout = Fanout::with_count_hook(self.opts.fanout.clone(), move |n| {
+                    let _ = viewers.send((id.clone(), n));
+                });
+                let initial = if cfg.enabled {
+                    State::Unknown
+                } else {
+                    State::Disabled
+                };
+                let rt = Arc::new(CameraRuntime::new(
+                    cfg.id.clone(),
+                    cfg.target.clone(),
+                    fanout,
+                    initial,
+                    self.events.clone(),
+                ));
+                let slot = Arc::new(Slot {
+                    rt,
+                    config: Mutex::new(cfg.clone()),
+                    running: Mutex::new(None),
+                    idle_timer: Mutex::new(None),
+                });
+                self.slots
+                    .lock()
+                    .unwrap()
+                    .insert(cfg.id.clone(), slot.clone());
+                slot
+            }
+        };
+        self.apply(&slot, delay);
+    }
+
+    /// Starts or stops the pull to match config and subscribers.
+    fn apply(&self, slot: &Arc<Slot>, delay: Duration) {
+        let cfg = slot.config.lock().unwrap().clone();
+        let viewers = slot.rt.fanout.subscribers();
+        let wanted = cfg.enabled && (cfg.pull_mode == PullMode::Always || viewers > 0);
+        let running = slot.running.lock().unwrap().is_some();
+        if !cfg.enabled {
+            if running {
+                self.stop(slot);
+            }
+            slot.rt.fanout.close();
+            slot.rt.set_state(State::Disabled, None);
+            return;
+        }
+        if slot.rt.state() == State::Disabled {
+            slot.rt.set_state(State::Unknown, None);
+        }
+        if wanted && !running {
+            self.start(slot, delay);
+        } else if !wanted && running && viewers == 0 && cfg.pull_mode == PullMode::OnDemand {
+            self.arm_idle_close(slot);
+        }
+    }
+
+    fn start(&self, slot: &Arc<Slot>, delay: Duration) {
+        let mut running = slot.running.lock().unwrap();
+        if running.is_some() {
+            return;
+        }
+        let token = self.cancel.child_token();
+        *running = Some(token.clone());
+        drop(running);
+        tracing::debug!(camera = %slot.rt.id, "starting pull");
+        self.tracker.spawn(supervisor::run(
+            slot.rt.clone(),
+            self.source.clone(),
+            self.opts.clone(),
+            token,
+            delay,
+        ));
+    }
+
+    fn stop(&self, slot: &Slot) {
+        if let Some(t) = slot.running.lock().unwrap().take() {
+            tracing::debug!(camera = %slot.rt.id, "stopping pull");
+            t.cancel();
+        }
+        if let Some(t) = slot.idle_timer.lock().unwrap().take() {
+            t.cancel();
+        }
+    }
+
+    fn arm_idle_close(&self, slot: &Arc<Slot>) {
+        let mut timer = slot.idle_timer.lock().unwrap();
+        if timer.is_some() {
+            return;
+        }
+        let token = self.cancel.child_token();
+        *timer = Some(token.clone());
+        drop(timer);
+        let slot = slot.clone();
+        let idle = self.opts.idle_close;
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = tokio::time::sleep(idle) => {
+                    slot.idle_timer.lock().unwrap().take();
+                    let on_demand = slot.config.lock().unwrap().pull_mode == PullMode::OnDemand;
+                    if on_demand && slot.rt.fanout.subscribers() == 0 {
+                        if let Some(t) = slot.running.lock().unwrap().take() {
+                            tracing::info!(camera = %slot.rt.id, idle_secs = idle.as_secs(), "no subscribers: closing on-demand pull");
+                            t.cancel();
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn viewers_changed(&self, id: &str, count: usize) {
+        let Some(slot) = self.slot(id) else { return };
+        if count > 0 {
+            if let Some(t) = slot.idle_timer.lock().unwrap().take() {
+                t.cancel();
+            }
+        }
+        self.apply(&slot, Duration::ZERO);
+    }
+
+    /// Removes a camera: stops its pull and disconnects its subscribers.
+    pub fn remove(&self, id: &str) {
+        let slot = self.slots.lock().unwrap().remove(id);
+        if let Some(slot) = slot {
+            self.stop(&slot);
+            slot.rt.fanout.close();
+        }
+    }
+
+    /// Makes the set of cameras exactly `cfgs`. With `spread`, new pulls'
+    /// first connects are spread over the configured window (at start, so
+    /// thousands of cameras do not dial at once).
+    pub fn reconcile(&self, cfgs: Vec<PullConfig>, spread: bool) {
+        let keep: std::collections::HashSet<String> = cfgs.iter().map(|c| c.id.clone()).collect();
+        let gone: Vec<String> = self
+            .slots
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| !keep.contains(*k))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+        let window = self.opts.start_spread;
+        for cfg in cfgs {
+            let delay = if spread && !window.is_zero() {
+                window.mul_f64(fastrand::f64())
+            } else {
+                Duration::ZERO
+            };
+            self.upsert_with_delay(cfg, delay);
+        }
+    }
+
+    /// Subscribes to a camera's frames, starting an on-demand pull. `None`
+    /// when the camera is unknown or disabled.
+    pub fn subscribe(&self, id: &str) -> Option<Subscriber> {
+        let slot = self.slot(id)?;
+        if !slot.config.lock().unwrap().enabled {
+            return None;
+        }
+        let sub = slot.rt.fanout.subscribe();
+        if let Some(t) = slot.idle_timer.lock().unwrap().take() {
+            t.cancel();
+        }
+        self.apply(&slot, Duration::ZERO);
+        Some(sub)
+    }
+
+    /// Stops every pull and waits for the tasks to end.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
