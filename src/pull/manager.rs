@@ -258,12 +258,11 @@ impl PullManager {
                 _ = tokio::time::sleep(idle) => {
                     slot.idle_timer.lock().unwrap().take();
                     let on_demand = slot.config.lock().unwrap().pull_mode == PullMode::OnDemand;
-                    if on_demand && slot.rt.fanout.subscribers() == 0 {
-                        if let Some(t) = slot.running.lock().unwrap().take() {
+                    if on_demand && slot.rt.fanout.subscribers() == 0
+                        && let Some(t) = slot.running.lock().unwrap().take() {
                             tracing::info!(camera = %slot.rt.id, idle_secs = idle.as_secs(), "no subscribers: closing on-demand pull");
                             t.cancel();
                         }
-                    }
                 }
             }
         });
@@ -271,10 +270,10 @@ impl PullManager {
 
     fn viewers_changed(&self, id: &str, count: usize) {
         let Some(slot) = self.slot(id) else { return };
-        if count > 0 {
-            if let Some(t) = slot.idle_timer.lock().unwrap().take() {
-                t.cancel();
-            }
+        if count > 0
+            && let Some(t) = slot.idle_timer.lock().unwrap().take()
+        {
+            t.cancel();
         }
         self.apply(&slot, Duration::ZERO);
     }
