@@ -16,4 +16,6 @@ pub mod importer;
 pub mod logging;
 pub mod media;
 pub mod pull;
+#[cfg(feature = "gstreamer")]
+pub mod simulator;
 pub mod store;

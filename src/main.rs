@@ -58,6 +58,20 @@ enum Command {
         #[arg(long, default_value = "en")]
         lang: String,
     },
+    /// Serve simulated RTSP cameras at rtsp://127.0.0.1:PORT/cam/{i}
+    /// (GStreamer gst-rtsp-server; build with `--features gstreamer`).
+    Simulate {
+        #[arg(long, default_value_t = 4)]
+        cameras: usize,
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        /// Frames per second.
+        #[arg(long, default_value_t = 25)]
+        fps: u32,
+        /// Distinct encoded streams shared by the cameras.
+        #[arg(long, default_value_t = 1)]
+        distinct: usize,
+    },
     /// District table maintenance.
     Districts {
         #[command(subcommand)]
@@ -181,6 +195,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         }
+        Command::Simulate {
+            cameras,
+            port,
+            fps,
+            distinct,
+        } => {
+            logging::init("info", "text");
+            simulate(cameras, port, fps, distinct).await?;
+        }
         Command::Districts {
             command: DistrictsCommand::Import { file },
         } => {
@@ -248,6 +271,34 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
         let _ = out.flush();
     })
     .await
+}
+
+#[cfg(feature = "gstreamer")]
+async fn simulate(cameras: usize, port: u16, fps: u32, distinct: usize) -> anyhow::Result<()> {
+    let sim = camgate::simulator::Simulator::start(camgate::simulator::SimOptions {
+        cameras,
+        port,
+        fps,
+        distinct,
+        ..Default::default()
+    })?;
+    println!(
+        "simulating {cameras} cameras at rtsp://127.0.0.1:{}/cam/0 .. /cam/{} (Ctrl-C stops)",
+        sim.port(),
+        cameras.saturating_sub(1)
+    );
+    app::shutdown_token().cancelled().await;
+    drop(sim);
+    Ok(())
+}
+
+#[cfg(not(feature = "gstreamer"))]
+async fn simulate(_: usize, _: u16, _: u32, _: usize) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this camgate was built without the simulator; build it with `cargo build --features gstreamer` \
+         (needs the GStreamer development packages: libgstrtspserver-1.0-dev, \
+         gstreamer1.0-plugins-good and -ugly)"
+    )
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

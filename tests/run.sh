@@ -2,8 +2,9 @@
 # Runs every test, on a fresh Debian/Ubuntu machine that has only Rust.
 #
 # 1. Installs what the tests need when it is missing (apt-get): PostgreSQL
-#    server binaries. Later stages add GStreamer with gst-rtsp-server, ffmpeg
-#    and Chromium here as their tests arrive.
+#    server binaries, GStreamer with gst-rtsp-server and the x264 encoder (the
+#    camera simulator). Later stages add ffmpeg and Chromium as their tests
+#    arrive.
 # 2. Starts a throwaway PostgreSQL on 127.0.0.1 (initdb in a temp dir, a free
 #    port, trust auth for the loopback only).
 # 3. Runs `cargo test --all-features`; every store and API test runs on SQLite
@@ -22,6 +23,12 @@ pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1;
 
 missing=()
 [ -n "$(pg_bindir)" ] || missing+=(postgresql)
+# The `gstreamer` feature (camera simulator): build headers and the plugins
+# the simulator uses (x264enc is in -ugly, rtph264pay in -good).
+for pkg in pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
+           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing: ${missing[*]}"
     $SUDO apt-get update -qq

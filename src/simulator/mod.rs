@@ -1,0 +1,323 @@
+//! The camera-fleet simulator (cargo feature `gstreamer`): N RTSP cameras at
+//! `rtsp://127.0.0.1:PORT/cam/{i}` served by gst-rtsp-server, an RTSP server
+//! we did not write, for tests, the demo and benchmarks.
+//!
+//! Each distinct stream is encoded once (x264, one pipeline ending in an
+//! appsink) however many mounts and clients there are: every mount's media
+//! is an `appsrc` into which the encoder's access units are pushed (shallow
+//! buffer copies: the data is shared). Tests can stall a mount (the TCP
+//! connection stays open, nothing is sent), stop it (existing clients get
+//! nothing, new ones 404) and start it again, and require credentials.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, anyhow};
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub cameras: usize,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    /// Distinct encoded streams the cameras share (round robin).
+    pub distinct: usize,
+    /// Key frame every this many frames.
+    pub gop_frames: u32,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            cameras: 4,
+            port: 0,
+            width: 640,
+            height: 360,
+            fps: 25,
+            bitrate_kbps: 1000,
+            distinct: 1,
+            gop_frames: 50,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Mount {
+    /// The appsrcs of this mount's live medias.
+    sources: Vec<gst_app::AppSrc>,
+    stalled: bool,
+    stopped: bool,
+    /// `user:password` required, if any.
+    credentials: Option<(String, String)>,
+}
+
+type Mounts = Arc<Mutex<HashMap<usize, Mount>>>;
+
+/// A running simulator; dropping it stops everything.
+pub struct Simulator {
+    port: u16,
+    opts: SimOptions,
+    server: rtsp::RTSPServer,
+    mounts: Mounts,
+    encoders: Vec<gst::Pipeline>,
+    main_loop: glib::MainLoop,
+    thread: Option<std::thread::JoinHandle<()>>,
+    auth: rtsp::RTSPAuth,
+}
+
+const CAPS: &str = "video/x-h264,stream-format=byte-stream,alignment=au";
+
+impl Simulator {
+    /// Starts the encoders and the RTSP server.
+    pub fn start(opts: SimOptions) -> anyhow::Result<Simulator> {
+        gst::init().context("GStreamer init")?;
+        for el in [
+            "videotestsrc",
+            "x264enc",
+            "h264parse",
+            "rtph264pay",
+            "appsrc",
+            "appsink",
+        ] {
+            if gst::ElementFactory::find(el).is_none() {
+                return Err(anyhow!(
+                    "GStreamer element {el} is missing: install gstreamer1.0-plugins-base, -good and -ugly (tests/run.sh does)"
+                ));
+            }
+        }
+        let mounts: Mounts = Arc::new(Mutex::new(HashMap::new()));
+        let distinct = opts.distinct.max(1);
+
+        // Encoders: one per distinct stream.
+        let mut encoders = Vec::new();
+        for k in 0..distinct {
+            let pattern = ["ball", "smpte", "snow", "pinwheel"][k % 4];
+            let launch = format!(
+                "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 \
+                 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={br} \
+                 ! h264parse config-interval=-1 ! {CAPS} ! appsink name=sink sync=false max-buffers=8 drop=true",
+                w = opts.width,
+                h = opts.height,
+                fps = opts.fps,
+                gop = opts.gop_frames,
+                br = opts.bitrate_kbps,
+            );
+            let pipeline = gst::parse::launch(&launch)
+                .with_context(|| format!("encoder pipeline: {launch}"))?
+                .downcast::<gst::Pipeline>()
+                .map_err(|_| anyhow!("not a pipeline"))?;
+            let sink = pipeline
+                .by_name("sink")
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .ok_or_else(|| anyhow!("no appsink"))?;
+            let mounts2 = mounts.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let Some(buffer) = sample.buffer_owned() else {
+                            return Ok(gst::FlowSuccess::Ok);
+                        };
+                        let mut m = mounts2.lock().unwrap();
+                        for (i, mount) in m.iter_mut() {
+                            if i % distinct != k || mount.stalled || mount.stopped {
+                                continue;
+                            }
+                            mount.sources.retain(|src| {
+                                // A shallow copy shares the data; the mount's
+                                // appsrc stamps its own running time.
+                                let mut b = buffer.copy();
+                                {
+                                    let b = b.make_mut();
+                                    b.set_pts(gst::ClockTime::NONE);
+                                    b.set_dts(gst::ClockTime::NONE);
+                                }
+                                src.push_buffer(b).is_ok()
+                            });
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            pipeline
+                .set_state(gst::State::Playing)
+                .context("start encoder")?;
+            encoders.push(pipeline);
+        }
+
+        // The RTSP server.
+        let server = rtsp::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service(&opts.port.to_string());
+        let auth = rtsp::RTSPAuth::new();
+        auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Basic);
+        // Anonymous clients get a role that mounts with credentials refuse.
+        let mut anonymous = rtsp::RTSPToken::builder()
+            .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "anonymous")
+            .build();
+        auth.set_default_token(Some(&mut anonymous));
+        server.set_auth(Some(&auth));
+        let sim = Simulator {
+            port: 0,
+            opts: opts.clone(),
+            server,
+            mounts,
+            encoders,
+            main_loop: glib::MainLoop::new(None, false),
+            thread: None,
+            auth,
+        };
+        for i in 0..opts.cameras {
+            sim.mounts.lock().unwrap().insert(i, Mount::default());
+            sim.add_factory(i, None)?;
+        }
+        let mut sim = sim;
+        let _source = sim.server.attach(None).context("attach the RTSP server")?;
+        sim.port = sim.server.bound_port() as u16;
+        let ml = sim.main_loop.clone();
+        sim.thread = Some(std::thread::spawn(move || ml.run()));
+        Ok(sim)
+    }
+
+    fn add_factory(&self, i: usize, credentials: Option<(&str, &str)>) -> anyhow::Result<()> {
+        let factory = rtsp::RTSPMediaFactory::new();
+        factory.set_launch(&format!(
+            "( appsrc name=src is-live=true format=time do-timestamp=true caps={CAPS} \
+             ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        ));
+        factory.set_shared(true);
+        let role = if let Some((user, pass)) = credentials {
+            let role = format!("cam{i}");
+            self.auth.add_basic(
+                rtsp::RTSPAuth::make_basic(user, pass).as_str(),
+                &rtsp::RTSPToken::builder()
+                    .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, &role)
+                    .build(),
+            );
+            role
+        } else {
+            "anonymous".to_string()
+        };
+        // Permissions: gst-rtsp-server answers a refused "access" with 404
+        // and a refused "construct" with 401. A protected mount lets anyone
+        // find it but only its role construct (play) it, so bad credentials
+        // get 401, as a real camera answers. Open mounts admit every role.
+        let mut grants: Vec<(String, bool)> = vec![(role.clone(), true)];
+        if credentials.is_some() {
+            grants.push(("anonymous".into(), false));
+        } else {
+            for m in self.mounts.lock().unwrap().keys() {
+                grants.push((format!("cam{m}"), true));
+            }
+        }
+        for (r, construct) in grants {
+            factory.add_role_from_structure(
+                &gst::Structure::builder(r.as_str())
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, construct)
+                    .build(),
+            );
+        }
+        let mounts = self.mounts.clone();
+        factory.connect_media_configure(move |_, media| {
+            let Some(src) = media
+                .element()
+                .downcast::<gst::Bin>()
+                .ok()
+                .and_then(|bin| bin.by_name("src"))
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            else {
+                return;
+            };
+            if let Some(m) = mounts.lock().unwrap().get_mut(&i) {
+                m.sources.push(src);
+            }
+        });
+        self.server
+            .mount_points()
+            .ok_or_else(|| anyhow!("no mount points"))?
+            .add_factory(&format!("/cam/{i}"), factory);
+        Ok(())
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn options(&self) -> &SimOptions {
+        &self.opts
+    }
+
+    /// The URL of camera `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("rtsp://127.0.0.1:{}/cam/{i}", self.port)
+    }
+
+    /// Stalls or resumes a mount: while stalled, its clients stay connected
+    /// and receive nothing.
+    pub fn set_stalled(&self, i: usize, stalled: bool) {
+        if let Some(m) = self.mounts.lock().unwrap().get_mut(&i) {
+            m.stalled = stalled;
+        }
+    }
+
+    /// Stops a mount: clients receive nothing more and new requests get 404.
+    pub fn stop(&self, i: usize) {
+        if let Some(m) = self.mounts.lock().unwrap().get_mut(&i) {
+            m.stopped = true;
+            for src in m.sources.drain(..) {
+                let _ = src.end_of_stream();
+            }
+        }
+        if let Some(mp) = self.server.mount_points() {
+            mp.remove_factory(&format!("/cam/{i}"));
+        }
+    }
+
+    /// Starts a stopped mount again.
+    pub fn restart(&self, i: usize) -> anyhow::Result<()> {
+        let creds = {
+            let mut m = self.mounts.lock().unwrap();
+            let mount = m.entry(i).or_default();
+            mount.stopped = false;
+            mount.stalled = false;
+            mount.credentials.clone()
+        };
+        self.add_factory(i, creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str())))
+    }
+
+    /// Makes mount `i` require Basic credentials.
+    pub fn require_credentials(&self, i: usize, user: &str, password: &str) -> anyhow::Result<()> {
+        if let Some(mp) = self.server.mount_points() {
+            mp.remove_factory(&format!("/cam/{i}"));
+        }
+        if let Some(m) = self.mounts.lock().unwrap().get_mut(&i) {
+            m.credentials = Some((user.to_string(), password.to_string()));
+            m.sources.clear();
+        }
+        self.add_factory(i, Some((user, password)))
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        for p in &self.encoders {
+            let _ = p.set_state(gst::State::Null);
+        }
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
