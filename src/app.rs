@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::store::{self, Store};
+use crate::health::recorder::{self, RecorderCounters};
+use crate::pull::{PullConfig, PullManager, PullSource};
+use crate::store::{self, CameraFilter, Store};
 
 /// Opens the configured store, applies migrations and, when the database
 /// has none, loads the built-in district table.
@@ -37,6 +39,78 @@ fn backend_name(url: &str) -> &'static str {
     } else {
         "PostgreSQL"
     }
+}
+
+/// Every camera in the catalogue, as pull configs.
+pub async fn load_pull_configs(store: &dyn Store) -> anyhow::Result<Vec<PullConfig>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_cameras(&CameraFilter::default(), after.as_deref(), 1000)
+            .await?;
+        out.extend(page.iter().map(PullConfig::from_camera));
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Makes the pull manager's cameras those of the catalogue.
+pub async fn reconcile_from_store(
+    store: &dyn Store,
+    pulls: &PullManager,
+    spread: bool,
+) -> anyhow::Result<()> {
+    let cfgs = load_pull_configs(store).await?;
+    pulls.reconcile(cfgs, spread);
+    Ok(())
+}
+
+/// Starts pulling: the manager, the transition recorder, the catalogue
+/// loaded (first connects spread), and a periodic re-read of the catalogue.
+pub async fn start_pulling(
+    store: Arc<dyn Store>,
+    config: &Config,
+    source: Arc<dyn PullSource>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Arc<PullManager>> {
+    let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let pulls = PullManager::new(source, config.pull.options(), cancel.child_token(), events);
+    let weak = Arc::downgrade(&pulls);
+    tokio::spawn(recorder::run(
+        store.clone(),
+        events_rx,
+        move |id| {
+            weak.upgrade()
+                .and_then(|p| p.config(id))
+                .map(|c| c.district_code)
+        },
+        Arc::new(RecorderCounters::default()),
+        Vec::new(),
+        cancel.clone(),
+    ));
+    reconcile_from_store(&*store, &pulls, true).await?;
+    let every = Duration::from_secs(config.pull.reconcile_secs);
+    let (p, s) = (pulls.clone(), store.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = reconcile_from_store(&*s, &p, false).await {
+                tracing::warn!(error = %e, "cannot re-read the catalogue");
+            }
+        }
+    });
+    tracing::info!(
+        cameras = pulls.all().len(),
+        pulling = pulls.active_pulls(),
+        "pulling started"
+    );
+    Ok(pulls)
 }
 
 /// A token cancelled at the first SIGINT or SIGTERM. A second signal exits
@@ -76,13 +150,14 @@ async fn wait_signal() {
 pub async fn serve(
     config: Arc<Config>,
     store: Arc<dyn Store>,
+    pulls: Arc<PullManager>,
     shutdown: CancellationToken,
     on_ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
-    serve_on(listener, config, store, shutdown, on_ready).await
+    serve_on(listener, config, store, pulls, shutdown, on_ready).await
 }
 
 /// Like [`serve`], on a listener already bound.
@@ -90,6 +165,7 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     config: Arc<Config>,
     store: Arc<dyn Store>,
+    pulls: Arc<PullManager>,
     shutdown: CancellationToken,
     on_ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
@@ -98,6 +174,7 @@ pub async fn serve_on(
     let router = api::router(AppState {
         store: store.clone(),
         config,
+        pulls: pulls.clone(),
     });
     on_ready(addr);
     let token = shutdown.clone();
@@ -114,6 +191,7 @@ pub async fn serve_on(
             ),
         },
     }
+    pulls.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -113,7 +113,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             logging::init(&config.log.level, &config.log.format);
             let store = app::open_store(&config).await?;
             let shutdown = app::shutdown_token();
-            app::serve(Arc::new(config), store, shutdown, |addr| {
+            let pulls = app::start_pulling(
+                store.clone(),
+                &config,
+                Arc::new(camgate::pull::retina_source::RetinaSource),
+                shutdown.clone(),
+            )
+            .await?;
+            app::serve(Arc::new(config), store, pulls, shutdown, |addr| {
                 tracing::info!(%addr, "camgate is serving");
             })
             .await?;
@@ -250,7 +257,14 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
     let store = app::open_store(&config).await?;
     let n = demo::seed(&*store, cameras).await?;
     let shutdown = app::shutdown_token();
-    app::serve_on(listener, Arc::new(config), store, shutdown, |addr| {
+    let pulls = app::start_pulling(
+        store.clone(),
+        &config,
+        Arc::new(camgate::pull::retina_source::RetinaSource),
+        shutdown.clone(),
+    )
+    .await?;
+    app::serve_on(listener, Arc::new(config), store, pulls, shutdown, |addr| {
         let host = if addr.ip().is_unspecified() {
             format!("127.0.0.1:{}", addr.port())
         } else {

@@ -17,6 +17,7 @@ use crate::catalogue::{
     CameraInput, CameraView, CheckpointInput, CheckpointView, District, IdSpec, Ownership,
 };
 use crate::importer;
+use crate::pull::PullConfig;
 use crate::store::{CameraFilter, CheckpointFilter};
 
 /// Default and largest page sizes.
@@ -29,6 +30,48 @@ struct DistrictView {
     name: String,
     level: i64,
     camera_count: i64,
+    /// Cameras in the subtree that are online or degraded now.
+    online_count: i64,
+}
+
+/// A camera with its health state now.
+#[derive(Serialize)]
+pub struct CameraOut {
+    #[serde(flatten)]
+    camera: CameraView,
+    state: crate::health::State,
+    reason: Option<crate::health::Reason>,
+}
+
+fn camera_out(st: &AppState, c: &crate::catalogue::Camera) -> CameraOut {
+    let (state, reason) = super::health::state_of(st, &c.id);
+    CameraOut {
+        camera: CameraView::from(c),
+        state,
+        reason,
+    }
+}
+
+/// Cameras online (or degraded) now in the subtree of each code.
+fn online_counts(st: &AppState, codes: &[String]) -> std::collections::HashMap<String, i64> {
+    let mut lens: Vec<usize> = codes.iter().map(String::len).collect();
+    lens.sort_unstable();
+    lens.dedup();
+    let mut out: std::collections::HashMap<String, i64> =
+        codes.iter().map(|c| (c.clone(), 0)).collect();
+    for (rt, cfg) in st.pulls.all() {
+        if !rt.state().is_up() {
+            continue;
+        }
+        for &l in &lens {
+            if cfg.district_code.len() >= l
+                && let Some(n) = out.get_mut(&cfg.district_code[..l])
+            {
+                *n += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Resolves a district code as a user writes it (padded forms allowed).
@@ -47,10 +90,12 @@ async fn resolve_district(st: &AppState, written: &str) -> Result<Option<Distric
 async fn with_counts(st: &AppState, ds: Vec<District>) -> Result<Vec<DistrictView>, ApiError> {
     let codes: Vec<String> = ds.iter().map(|d| d.code.clone()).collect();
     let counts = st.store.camera_counts(&codes).await?;
+    let online = online_counts(st, &codes);
     Ok(ds
         .into_iter()
         .map(|d| DistrictView {
             camera_count: counts.get(&d.code).copied().unwrap_or(0),
+            online_count: online.get(&d.code).copied().unwrap_or(0),
             code: d.code,
             name: d.name,
             level: d.level,
@@ -159,6 +204,7 @@ pub async fn get_district(
         "level": view.level,
         "parent": parent,
         "camera_count": view.camera_count,
+        "online_count": view.online_count,
         "path": path.iter().map(|p| json!({"code": p.code, "name": p.name, "level": p.level})).collect::<Vec<_>>(),
     })))
 }
@@ -326,19 +372,19 @@ pub async fn list_cameras(
         .store
         .list_cameras(&filter, after.as_deref(), lim + 1)
         .await?;
-    Ok(page(rows, lim, |c| &c.id, |c| CameraView::from(c)))
+    Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)))
 }
 
 pub async fn get_camera(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<CameraView>, ApiError> {
+) -> Result<Json<CameraOut>, ApiError> {
     let cam = st
         .store
         .get_camera(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("camera {:?} does not exist", clip(&id))))?;
-    Ok(Json(CameraView::from(&cam)))
+    Ok(Json(camera_out(&st, &cam)))
 }
 
 fn created<T: Serialize>(location: &str, body: T) -> Response {
@@ -368,9 +414,10 @@ pub async fn create_camera(
         .await?
         .ok_or_else(|| ApiError::internal("camera vanished after create"))?;
     tracing::info!(camera = %id, district = %cam.district_code, "created camera");
+    st.pulls.upsert(PullConfig::from_camera(&cam));
     Ok(created(
         &format!("/api/v1/cameras/{id}"),
-        CameraView::from(&cam),
+        camera_out(&st, &cam),
     ))
 }
 
@@ -378,7 +425,7 @@ pub async fn update_camera(
     State(st): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<CameraInput>,
-) -> Result<Json<CameraView>, ApiError> {
+) -> Result<Json<CameraOut>, ApiError> {
     let existing = st
         .store
         .get_camera(&id)
@@ -405,7 +452,8 @@ pub async fn update_camera(
         .await?
         .ok_or_else(|| ApiError::not_found("camera was deleted meanwhile"))?;
     tracing::info!(camera = %id, "updated camera");
-    Ok(Json(CameraView::from(&cam)))
+    st.pulls.upsert(PullConfig::from_camera(&cam));
+    Ok(Json(camera_out(&st, &cam)))
 }
 
 pub async fn delete_camera(
@@ -413,6 +461,7 @@ pub async fn delete_camera(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     st.store.delete_camera(&id).await?;
+    st.pulls.remove(&id);
     tracing::info!(camera = %id, "deleted camera");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -435,6 +484,11 @@ pub async fn import_cameras(
         &|_, _, _| {},
     )
     .await?;
+    if report.errors.is_empty() && !dry_run {
+        crate::app::reconcile_from_store(&*st.store, &st.pulls, false)
+            .await
+            .map_err(ApiError::internal)?;
+    }
     if !report.errors.is_empty() && !dry_run {
         let first = &report.errors[0];
         let message = format!(

@@ -19,6 +19,7 @@ use crate::store::Store;
 mod catalogue;
 pub mod error;
 pub mod extract;
+mod health;
 pub mod openapi;
 
 pub use error::ApiError;
@@ -28,6 +29,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    pub pulls: Arc<crate::pull::PullManager>,
 }
 
 /// Builds the HTTP router.
@@ -62,7 +64,8 @@ pub fn router(state: AppState) -> Router {
             get(catalogue::get_camera)
                 .patch(catalogue::update_camera)
                 .delete(catalogue::delete_camera),
-        );
+        )
+        .route("/cameras/{id}/health", get(health::camera_health));
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))

@@ -19,6 +19,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub catalogue: CatalogueConfig,
+    pub pull: PullConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -61,6 +62,76 @@ pub struct CatalogueConfig {
     pub load_builtin_districts: bool,
 }
 
+/// Pulling and its health rules.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullConfig {
+    /// Limit on connecting and DESCRIBE/SETUP/PLAY.
+    pub open_timeout_secs: u64,
+    /// Limit on the first frame after PLAY.
+    pub first_frame_timeout_secs: u64,
+    /// No frame for this long: offline/stalled and reconnect.
+    pub stall_secs: u64,
+    /// An on-demand pull stops this long after its last viewer left.
+    pub idle_close_secs: u64,
+    /// Retry delays double from 1 s up to this.
+    pub backoff_max_secs: u64,
+    /// First connects after start are spread over this window.
+    pub start_spread_secs: u64,
+    /// The catalogue is re-read this often (changes made by other nodes or
+    /// the CLI); changes through this node's API apply at once.
+    pub reconcile_secs: u64,
+    /// Degraded when no key frame arrives for this long.
+    pub max_key_frame_interval_secs: u64,
+    /// Frames a viewer may have queued before it skips to the next key frame.
+    pub viewer_queue_frames: usize,
+    /// A viewer behind for this long is disconnected.
+    pub viewer_lag_limit_secs: u64,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            open_timeout_secs: 10,
+            first_frame_timeout_secs: 10,
+            stall_secs: 5,
+            idle_close_secs: 30,
+            backoff_max_secs: 60,
+            start_spread_secs: 10,
+            reconcile_secs: 60,
+            max_key_frame_interval_secs: 20,
+            viewer_queue_frames: 256,
+            viewer_lag_limit_secs: 5,
+        }
+    }
+}
+
+impl PullConfig {
+    pub fn options(&self) -> crate::pull::PullOptions {
+        use std::time::Duration;
+        let s = Duration::from_secs;
+        crate::pull::PullOptions {
+            open_timeout: s(self.open_timeout_secs),
+            first_frame_timeout: s(self.first_frame_timeout_secs),
+            stall: s(self.stall_secs),
+            backoff_initial: s(1),
+            backoff_max: s(self.backoff_max_secs),
+            backoff_reset_after: s(60),
+            idle_close: s(self.idle_close_secs),
+            start_spread: s(self.start_spread_secs),
+            degraded: crate::health::DegradedRule {
+                max_key_frame_interval: s(self.max_key_frame_interval_secs),
+                ..Default::default()
+            },
+            fanout: crate::fanout::FanoutOptions {
+                queue_frames: self.viewer_queue_frames,
+                lag_limit: s(self.viewer_lag_limit_secs),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -69,6 +140,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             catalogue: CatalogueConfig::default(),
+            pull: PullConfig::default(),
         }
     }
 }
@@ -265,6 +337,31 @@ impl Config {
         }
         if self.catalogue.id_network_flag > 8 {
             return Err(err("catalogue.id_network_flag", "must be 0-8".into()));
+        }
+        let p = &self.pull;
+        for (key, v, min) in [
+            ("pull.open_timeout_secs", p.open_timeout_secs, 1),
+            (
+                "pull.first_frame_timeout_secs",
+                p.first_frame_timeout_secs,
+                1,
+            ),
+            ("pull.stall_secs", p.stall_secs, 1),
+            ("pull.backoff_max_secs", p.backoff_max_secs, 1),
+            ("pull.reconcile_secs", p.reconcile_secs, 1),
+            (
+                "pull.max_key_frame_interval_secs",
+                p.max_key_frame_interval_secs,
+                1,
+            ),
+            ("pull.viewer_lag_limit_secs", p.viewer_lag_limit_secs, 1),
+        ] {
+            if v < min {
+                return Err(err(key, format!("must be at least {min}")));
+            }
+        }
+        if p.viewer_queue_frames < 8 {
+            return Err(err("pull.viewer_queue_frames", "must be at least 8".into()));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(err("data_dir", "must not be empty".into()));

@@ -12,6 +12,8 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
+pub mod recorder;
+
 use crate::media::Codec;
 
 /// A camera's health state.

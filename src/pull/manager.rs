@@ -122,6 +122,11 @@ impl PullManager {
             .collect()
     }
 
+    /// A camera's config, as the manager has it.
+    pub fn config(&self, id: &str) -> Option<PullConfig> {
+        self.slot(id).map(|s| s.config.lock().unwrap().clone())
+    }
+
     /// Whether the camera is being pulled now.
     pub fn is_pulling(&self, id: &str) -> bool {
         self.slot(id)

@@ -5,14 +5,28 @@
 /// A migration: version, name, SQL.
 pub type Migration = (i64, &'static str, &'static str);
 
-pub const SQLITE: &[Migration] = &[(
-    1,
-    "catalogue",
-    include_str!("migrations/sqlite/0001_catalogue.sql"),
-)];
+pub const SQLITE: &[Migration] = &[
+    (
+        1,
+        "catalogue",
+        include_str!("migrations/sqlite/0001_catalogue.sql"),
+    ),
+    (
+        2,
+        "health",
+        include_str!("migrations/sqlite/0002_health.sql"),
+    ),
+];
 
-pub const POSTGRES: &[Migration] = &[(
-    1,
-    "catalogue",
-    include_str!("migrations/postgres/0001_catalogue.sql"),
-)];
+pub const POSTGRES: &[Migration] = &[
+    (
+        1,
+        "catalogue",
+        include_str!("migrations/postgres/0001_catalogue.sql"),
+    ),
+    (
+        2,
+        "health",
+        include_str!("migrations/postgres/0002_health.sql"),
+    ),
+];

@@ -73,6 +73,29 @@ pub struct ImportCounts {
     pub updated: u64,
 }
 
+/// A stored state change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct TransitionRow {
+    pub id: i64,
+    pub camera_id: String,
+    pub district_code: String,
+    pub at_ms: i64,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: Option<String>,
+}
+
+/// A state change to store (the ID is assigned by the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransition {
+    pub camera_id: String,
+    pub district_code: String,
+    pub at_ms: i64,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: Option<String>,
+}
+
 /// Progress callback: called with the number of rows written so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -138,6 +161,24 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_camera(&self, id: &str) -> Result<(), StoreError>;
     /// Which of `ids` exist.
     async fn existing_camera_ids(&self, ids: &[String]) -> Result<HashSet<String>, StoreError>;
+    // ---- health history
+    async fn insert_transitions(&self, rows: &[NewTransition]) -> Result<(), StoreError>;
+    /// The camera's newest transitions, newest first.
+    async fn camera_transitions(
+        &self,
+        camera_id: &str,
+        limit: i64,
+    ) -> Result<Vec<TransitionRow>, StoreError>;
+    /// Transitions in a district subtree (all when `None`), at or after
+    /// `since_ms`, with ID greater than `after_id`, oldest first.
+    async fn list_transitions(
+        &self,
+        district: Option<&str>,
+        since_ms: Option<i64>,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<TransitionRow>, StoreError>;
+
     /// Creates or updates all cameras in one transaction: all or nothing.
     /// Existing cameras keep their password when the write has none.
     async fn import_cameras(

@@ -189,8 +189,8 @@ macro_rules! impl_store {
             common_prefix, conflict_or, search_text,
         };
         use crate::store::{
-            CameraFilter, CheckpointFilter, ImportCounts, Progress, Store, StoreError,
-            like_pattern,
+            CameraFilter, CheckpointFilter, ImportCounts, NewTransition, Progress, Store,
+            StoreError, TransitionRow, like_pattern,
         };
 
         type Tx = sqlx::Transaction<'static, $db>;
@@ -878,6 +878,68 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(out)
+            }
+
+            async fn insert_transitions(&self, rows: &[NewTransition]) -> Result<(), StoreError> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await?;
+                for chunk in rows.chunks(BATCH) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO camera_transitions (camera_id, district_code, at_ms, from_state, to_state, reason) ",
+                    );
+                    qb.push_values(chunk, |mut b, t| {
+                        b.push_bind(t.camera_id.clone())
+                            .push_bind(t.district_code.clone())
+                            .push_bind(t.at_ms)
+                            .push_bind(t.from_state.clone())
+                            .push_bind(t.to_state.clone())
+                            .push_bind(t.reason.clone());
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn camera_transitions(
+                &self,
+                camera_id: &str,
+                limit: i64,
+            ) -> Result<Vec<TransitionRow>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, camera_id, district_code, at_ms, from_state, to_state, reason \
+                     FROM camera_transitions WHERE camera_id = $1 ORDER BY at_ms DESC, id DESC LIMIT $2",
+                )
+                .bind(camera_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn list_transitions(
+                &self,
+                district: Option<&str>,
+                since_ms: Option<i64>,
+                after_id: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<TransitionRow>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT id, camera_id, district_code, at_ms, from_state, to_state, reason \
+                     FROM camera_transitions WHERE 1 = 1",
+                );
+                if let Some(d) = district {
+                    push_subtree(&mut qb, "district_code", d);
+                }
+                if let Some(s) = since_ms {
+                    qb.push(" AND at_ms >= ").push_bind(s);
+                }
+                if let Some(a) = after_id {
+                    qb.push(" AND id > ").push_bind(a);
+                }
+                qb.push(" ORDER BY id LIMIT ").push_bind(limit);
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
             }
 
             async fn import_cameras(

@@ -166,12 +166,30 @@ impl TestDb {
     }
 }
 
+/// A pull source that never connects (API tests must not dial the
+/// cameras' made-up addresses): every open fails as unreachable.
+pub struct OfflineSource;
+
+#[async_trait::async_trait]
+impl camgate::pull::PullSource for OfflineSource {
+    async fn open(
+        &self,
+        _: &camgate::pull::PullTarget,
+    ) -> Result<Box<dyn camgate::pull::PullStream>, camgate::pull::PullError> {
+        Err(camgate::pull::PullError::new(
+            camgate::health::Reason::Unreachable,
+            "test source: no network",
+        ))
+    }
+}
+
 /// A router over a store, driven without sockets.
 pub struct TestApp {
     pub db: TestDb,
     pub store: Arc<dyn Store>,
     pub router: Router,
     pub config: Arc<Config>,
+    pub pulls: Arc<camgate::pull::PullManager>,
 }
 
 impl TestApp {
@@ -190,15 +208,24 @@ impl TestApp {
         let mut config = Config::default();
         config.database.url = db.url.clone();
         let config = Arc::new(config);
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let pulls = camgate::pull::PullManager::new(
+            Arc::new(OfflineSource),
+            config.pull.options(),
+            tokio_util::sync::CancellationToken::new(),
+            events,
+        );
         let router = api::router(AppState {
             store: store.clone(),
             config: config.clone(),
+            pulls: pulls.clone(),
         });
         TestApp {
             db,
             store,
             router,
             config,
+            pulls,
         }
     }
 
