@@ -221,9 +221,19 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
     let (db, store) = last.unwrap();
     let mut config = Config::default();
     config.database.url = db.url.clone();
+    // No camera is pulled here: the manager only answers the lists' state
+    // and online counts (all `unknown`).
+    let (events, _) = tokio::sync::mpsc::unbounded_channel();
+    let pulls = camgate::pull::PullManager::new(
+        Arc::new(camgate::pull::retina_source::RetinaSource),
+        config.pull.options(),
+        tokio_util::sync::CancellationToken::new(),
+        events,
+    );
     let router = api::router(AppState {
         store: store.clone(),
         config: Arc::new(config),
+        pulls,
     });
 
     // Query mix for lists and searches: realistic operator requests.
