@@ -22,6 +22,8 @@ both_backends!(
     concurrent_writers_lose_nothing,
     openapi_matches_routes,
     malformed_requests,
+    health_summary_availability_is_exact,
+    health_events_are_paged,
 );
 
 fn cam(name: &str, district: &str) -> Value {
@@ -1231,4 +1233,217 @@ async fn malformed_requests(app: TestApp) {
         .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
     assert!(common::log_len() > 0, "log capture works");
+}
+
+/// 2026-03-01T00:00:00+08:00 in Unix ms.
+const DAY_START: i64 = 1_772_294_400_000;
+const HOUR: i64 = 3_600_000;
+const MIN: i64 = 60_000;
+
+fn tr(
+    camera: &str,
+    district: &str,
+    at_ms: i64,
+    from: &str,
+    to: &str,
+) -> camgate::store::NewTransition {
+    camgate::store::NewTransition {
+        camera_id: camera.into(),
+        district_code: district.into(),
+        at_ms,
+        from_state: from.into(),
+        to_state: to.into(),
+        reason: (to == "offline").then(|| "refused".to_string()),
+    }
+}
+
+async fn create(app: &TestApp, body: Value) -> String {
+    let (s, v) = app.post("/api/v1/cameras", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// A day of known transitions (the clock is in the rows), and the summary's
+/// figures computed by hand.
+async fn health_summary_availability_is_exact(app: TestApp) {
+    let a = create(&app, cam("a", "620602001")).await;
+    let mut b = cam("b", "620602");
+    b["point_type"] = json!(2);
+    let b = create(&app, b).await;
+    let c = create(&app, cam("c", "110101")).await;
+    let mut d = cam("d", "620602");
+    d["point_type"] = json!(3);
+    d["enabled"] = json!(false);
+    create(&app, d).await;
+    app.store
+        .insert_transitions(&[
+            // a: online since before the day; down 02:00-02:31.
+            tr(&a, "620602001", DAY_START - 5 * HOUR, "unknown", "online"),
+            tr(&a, "620602001", DAY_START + 2 * HOUR, "online", "offline"),
+            tr(
+                &a,
+                "620602001",
+                DAY_START + 2 * HOUR + 30 * MIN,
+                "offline",
+                "connecting",
+            ),
+            tr(
+                &a,
+                "620602001",
+                DAY_START + 2 * HOUR + 31 * MIN,
+                "connecting",
+                "online",
+            ),
+            // The next day does not count.
+            tr(&a, "620602001", DAY_START + 25 * HOUR, "online", "offline"),
+            // b: first seen at 06:00, online from then on.
+            tr(&b, "620602", DAY_START + 6 * HOUR, "unknown", "online"),
+            // c: online all day, in another province.
+            tr(&c, "110101", DAY_START - HOUR, "connecting", "online"),
+        ])
+        .await
+        .unwrap();
+    let (s, v) = app
+        .get("/api/v1/health/summary?district=620602&day=2026-03-01")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let close = |v: &Value, want: f64| {
+        let got = v.as_f64().unwrap_or(f64::NAN);
+        assert!((got - want).abs() < 1e-12, "{got} != {want}");
+    };
+    let dist = &v["district"];
+    assert_eq!(
+        (dist["total"].as_i64(), dist["enabled"].as_i64()),
+        (Some(3), Some(2)),
+        "{v}"
+    );
+    // a: 1409 of 1440 minutes; b: 1080 of 1080.
+    close(&dist["availability"], 2489.0 / 2520.0);
+    assert_eq!(dist["observed_secs"], (1440 + 1080) * 60);
+    // Nothing is pulled in this test: nothing is online now.
+    assert_eq!(dist["online"], 0);
+    close(&dist["online_rate"], 0.0);
+    close(&dist["target"], (0.98 + 0.95) / 2.0);
+    let town = v["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "620602001")
+        .unwrap();
+    assert_eq!(town["total"], 1);
+    close(&town["availability"], 1409.0 / 1440.0);
+    let classes = v["point_classes"].as_array().unwrap();
+    let class = |pt: i64| classes.iter().find(|c| c["point_type"] == pt).unwrap();
+    close(&class(1)["availability"], 1409.0 / 1440.0);
+    close(&class(1)["target"], 0.98);
+    assert_eq!(class(1)["meets_target"], false);
+    close(&class(2)["availability"], 1.0);
+    assert_eq!(class(2)["meets_target"], true);
+    assert_eq!(class(3)["enabled"], 0);
+    assert_eq!(class(3)["availability"], Value::Null);
+    assert_eq!(class(9)["total"], 0);
+    assert_eq!(v["below_target_total"], 1);
+    assert_eq!(v["below_target"][0]["camera_id"], a.as_str());
+    close(&v["below_target"][0]["availability"], 1409.0 / 1440.0);
+
+    // The whole catalogue: c (a full day up) joins class 1.
+    let (s, v) = app.get("/api/v1/health/summary?day=2026-03-01").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["district"]["total"], 4);
+    let classes = v["point_classes"].as_array().unwrap();
+    let one = classes.iter().find(|c| c["point_type"] == 1).unwrap();
+    close(&one["availability"], (1409.0 + 1440.0) / 2880.0);
+    assert!(
+        v["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "11" && c["total"] == 1),
+        "{v}"
+    );
+
+    // Bad input.
+    for (uri, status, fld) in [
+        (
+            "/api/v1/health/summary?day=2026-13-01",
+            StatusCode::BAD_REQUEST,
+            "day",
+        ),
+        (
+            "/api/v1/health/summary?day=2999-01-01",
+            StatusCode::BAD_REQUEST,
+            "day",
+        ),
+        (
+            "/api/v1/health/summary?district=999999",
+            StatusCode::NOT_FOUND,
+            "district",
+        ),
+        (
+            "/api/v1/health/summary?distict=62",
+            StatusCode::BAD_REQUEST,
+            "distict",
+        ),
+    ] {
+        let (s, v) = app.get(uri).await;
+        assert_eq!((s, field(&v)), (status, fld), "{uri}: {v}");
+    }
+}
+
+async fn health_events_are_paged(app: TestApp) {
+    let rows: Vec<_> = (0..5)
+        .map(|i| {
+            tr(
+                "62060200001320000001",
+                "620602001",
+                DAY_START + i * MIN,
+                "unknown",
+                "online",
+            )
+        })
+        .chain([tr(
+            "11010100001320000001",
+            "110101",
+            DAY_START,
+            "unknown",
+            "offline",
+        )])
+        .collect();
+    app.store.insert_transitions(&rows).await.unwrap();
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/health/events?district=620600&limit=2".to_string();
+    for _ in 0..10 {
+        let (s, v) = app.get(&uri).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        for t in v["items"].as_array().unwrap() {
+            assert_eq!(t["camera_id"], "62060200001320000001");
+            seen.push(t["at"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => uri = format!("/api/v1/health/events?district=620600&limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "oldest first");
+    // since: a time, and a day.
+    let (_, v) = app
+        .get("/api/v1/health/events?since=2026-03-01T00:03:00%2B08:00")
+        .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = app.get("/api/v1/health/events?since=2026-03-01").await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 6, "{v}");
+    let (_, v) = app.get("/api/v1/health/events?since=2026-03-02").await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["items"][0], Value::Null);
+    for (uri, fld) in [
+        ("/api/v1/health/events?since=yesterday", "since"),
+        ("/api/v1/health/events?cursor=zz", "cursor"),
+        ("/api/v1/health/events?district=999999", "district"),
+    ] {
+        let (s, v) = app.get(uri).await;
+        assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, fld), "{uri}: {v}");
+    }
 }

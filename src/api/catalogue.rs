@@ -75,7 +75,10 @@ fn online_counts(st: &AppState, codes: &[String]) -> std::collections::HashMap<S
 }
 
 /// Resolves a district code as a user writes it (padded forms allowed).
-async fn resolve_district(st: &AppState, written: &str) -> Result<Option<District>, ApiError> {
+pub(super) async fn resolve_district(
+    st: &AppState,
+    written: &str,
+) -> Result<Option<District>, ApiError> {
     let cands = district::code_candidates(written);
     if cands.is_empty() {
         return Ok(None);
@@ -103,7 +106,7 @@ async fn with_counts(st: &AppState, ds: Vec<District>) -> Result<Vec<DistrictVie
         .collect())
 }
 
-fn limit(q: &QueryPairs) -> Result<i64, ApiError> {
+pub(super) fn limit(q: &QueryPairs) -> Result<i64, ApiError> {
     let l = q
         .parse_one::<i64>("limit", "a whole number from 1 to 1000")?
         .unwrap_or(DEFAULT_LIMIT);
@@ -118,7 +121,7 @@ fn limit(q: &QueryPairs) -> Result<i64, ApiError> {
 
 /// Cursors are the last ID of the previous page, hex-encoded so they are
 /// opaque and URL-safe.
-fn encode_cursor(id: &str) -> String {
+pub(super) fn encode_cursor(id: &str) -> String {
     id.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -140,7 +143,7 @@ fn page<T, V: Serialize>(
     Json(json!({ "items": items, "next_cursor": next }))
 }
 
-fn decode_cursor(c: &str) -> Result<String, ApiError> {
+pub(super) fn decode_cursor(c: &str) -> Result<String, ApiError> {
     let bad = || ApiError::bad_query("cursor", "cursor is not one this API returned");
     if !c.len().is_multiple_of(2) || c.len() > 256 {
         return Err(bad());

@@ -1,14 +1,21 @@
-//! Health routes: a camera's state, live stats and recent transitions.
+//! Health routes: a camera's state, live stats and recent transitions; the
+//! KPI summary of a district (online rate now, availability of a day); the
+//! stored transitions, paged.
+
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::catalogue::{decode_cursor, encode_cursor, limit, resolve_district};
 use super::error::ApiError;
-use crate::catalogue::rfc3339_ms;
+use super::extract::QueryPairs;
 use crate::catalogue::validate::clip;
+use crate::catalogue::{now_ms, rfc3339_ms};
 use crate::health::State as HealthState;
+use crate::health::kpi::{self, Change, Uptime};
 use crate::store::TransitionRow;
 
 /// Transitions shown with a camera's health.
@@ -78,4 +85,250 @@ pub async fn camera_health(
         "stats": stats,
         "transitions": transitions.iter().map(transition_json).collect::<Vec<_>>(),
     })))
+}
+
+/// Cameras listed under `below_target`, at most.
+const BELOW_TARGET_SHOWN: usize = 100;
+
+/// Counts and rates of one group of cameras (a district, a point class).
+#[derive(Default)]
+struct Group {
+    total: i64,
+    enabled: i64,
+    online: i64,
+    uptime: Uptime,
+    target_sum: f64,
+}
+
+impl Group {
+    fn add(&mut self, enabled: bool, up_now: bool, uptime: Uptime, target: f64) {
+        self.total += 1;
+        if enabled {
+            self.enabled += 1;
+            self.target_sum += target;
+            if up_now {
+                self.online += 1;
+            }
+        }
+        self.uptime.add(uptime);
+    }
+
+    /// `target` is the group's own (a point class), or `None` for the mean
+    /// of its enabled cameras' targets (a district mixing classes).
+    fn json(&self, target: Option<f64>) -> Value {
+        let target =
+            target.or_else(|| (self.enabled > 0).then(|| self.target_sum / self.enabled as f64));
+        let availability = self.uptime.availability();
+        json!({
+            "total": self.total,
+            "enabled": self.enabled,
+            "online": self.online,
+            "online_rate": (self.enabled > 0).then(|| self.online as f64 / self.enabled as f64),
+            "availability": availability,
+            "observed_secs": self.uptime.observed_ms / 1000,
+            "target": target,
+            "meets_target": availability.zip(target).map(|(a, t)| a >= t),
+        })
+    }
+}
+
+fn changes_of(rows: &[TransitionRow]) -> HashMap<&str, Vec<Change>> {
+    let mut out: HashMap<&str, Vec<Change>> = HashMap::new();
+    for r in rows {
+        // A state this build does not know counts as not observed.
+        let parse = |s: &str| s.parse::<HealthState>().unwrap_or(HealthState::Unknown);
+        out.entry(r.camera_id.as_str()).or_default().push(Change {
+            at_ms: r.at_ms,
+            from: parse(&r.from_state),
+            to: parse(&r.to_state),
+        });
+    }
+    out
+}
+
+/// The day a query names (`YYYY-MM-DD`), today when absent.
+fn day_param(q: &QueryPairs, offset: time::UtcOffset) -> Result<time::Date, ApiError> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    match q.one("day")? {
+        None => Ok(kpi::day_of(now_ms(), offset)),
+        Some(d) => time::Date::parse(d, &fmt).map_err(|_| {
+            ApiError::bad_query("day", format!("day must be YYYY-MM-DD, got {:?}", clip(d)))
+        }),
+    }
+}
+
+/// `GET /api/v1/health/summary?district=CODE&day=YYYY-MM-DD`: counts, the
+/// online rate now and the day's availability for the district, each child
+/// district and each point class, and the cameras below their target.
+pub async fn summary(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = QueryPairs::parse(raw.as_deref(), &["district", "day"])?;
+    let hc = &st.config.health;
+    let offset = hc.offset();
+    let day = day_param(&q, offset)?;
+    let (start, end) = kpi::day_bounds_ms(day, offset);
+    let now = now_ms();
+    if start > now {
+        return Err(ApiError::bad_query(
+            "day",
+            format!("{day} has not begun yet (days are at UTC{})", hc.utc_offset),
+        ));
+    }
+    let until = end.min(now);
+    let district = match q.one("district")? {
+        Some(d) => Some(resolve_district(&st, d).await?.ok_or_else(|| {
+            ApiError::not_found(format!("district {:?} does not exist", clip(d))).field("district")
+        })?),
+        None => None,
+    };
+    let code = district.as_ref().map(|d| d.code.as_str());
+    let cams = st.store.camera_keys(code).await?;
+    let (before, during) = st.store.window_transitions(code, start, until).await?;
+    let before: HashMap<&str, Change> = changes_of(&before)
+        .into_iter()
+        .filter_map(|(k, v)| v.last().copied().map(|c| (k, c)))
+        .collect();
+    let during = changes_of(&during);
+    let children = st.store.district_children(code).await?;
+
+    let mut whole = Group::default();
+    let mut by_child: Vec<Group> = children.iter().map(|_| Group::default()).collect();
+    let mut by_class: BTreeMap<i64, Group> = [1, 2, 3, 9].map(|c| (c, Group::default())).into();
+    let mut below = Vec::new();
+    for c in &cams {
+        let target = hc.target(c.point_type);
+        let up_now = c.enabled && state_of(&st, &c.id).0.is_up();
+        let u = kpi::uptime(
+            before.get(c.id.as_str()).copied(),
+            during.get(c.id.as_str()).map(Vec::as_slice).unwrap_or(&[]),
+            start,
+            until,
+        );
+        whole.add(c.enabled, up_now, u, target);
+        by_class
+            .entry(c.point_type)
+            .or_default()
+            .add(c.enabled, up_now, u, target);
+        if let Some(i) = children
+            .iter()
+            .position(|d| c.district_code.starts_with(&d.code))
+        {
+            by_child[i].add(c.enabled, up_now, u, target);
+        }
+        if let Some(a) = u.availability()
+            && c.enabled
+            && a < target
+        {
+            below.push((a, c, target));
+        }
+    }
+    below.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    let below_total = below.len();
+    let mut head = match &district {
+        Some(d) => json!({"code": d.code, "name": d.name, "level": d.level}),
+        None => json!({"code": null, "name": null, "level": 0}),
+    };
+    merge(&mut head, whole.json(None));
+    Ok(Json(json!({
+        "day": day.to_string(),
+        "utc_offset": hc.utc_offset,
+        "observed_until": rfc3339_ms(until),
+        "district": head,
+        "children": children.iter().zip(&by_child).map(|(d, g)| {
+            let mut v = json!({"code": d.code, "name": d.name, "level": d.level});
+            merge(&mut v, g.json(None));
+            v
+        }).collect::<Vec<_>>(),
+        "point_classes": by_class.iter().map(|(pt, g)| {
+            let mut v = json!({"point_type": pt});
+            merge(&mut v, g.json(Some(hc.target(*pt))));
+            v
+        }).collect::<Vec<_>>(),
+        "below_target_total": below_total,
+        "below_target": below.iter().take(BELOW_TARGET_SHOWN).map(|(a, c, t)| json!({
+            "camera_id": c.id,
+            "name": c.name,
+            "district": c.district_code,
+            "point_type": c.point_type,
+            "availability": a,
+            "target": t,
+            "state": state_of(&st, &c.id).0,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(a), Value::Object(b)) = (into, from) {
+        a.extend(b);
+    }
+}
+
+/// `GET /api/v1/health/events?district=&since=&limit=&cursor=`: stored
+/// transitions, oldest first, paged by cursor.
+pub async fn events(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = QueryPairs::parse(raw.as_deref(), &["district", "since", "limit", "cursor"])?;
+    let district = match q.one("district")? {
+        Some(d) => Some(
+            resolve_district(&st, d)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_query(
+                        "district",
+                        format!("district {:?} does not exist", clip(d)),
+                    )
+                })?
+                .code,
+        ),
+        None => None,
+    };
+    let since = match q.one("since")? {
+        None => None,
+        Some(s) => Some(parse_since(s, st.config.health.offset()).ok_or_else(|| {
+            ApiError::bad_query(
+                "since",
+                format!(
+                    "since must be an RFC 3339 time (2026-03-01T08:00:00+08:00) or a day (2026-03-01), got {:?}",
+                    clip(s)
+                ),
+            )
+        })?),
+    };
+    let lim = limit(&q)?;
+    let after =
+        match q.one("cursor")? {
+            None => None,
+            Some(c) => Some(decode_cursor(c)?.parse::<i64>().map_err(|_| {
+                ApiError::bad_query("cursor", "cursor is not one this API returned")
+            })?),
+        };
+    let mut rows = st
+        .store
+        .list_transitions(district.as_deref(), since, after, lim + 1)
+        .await?;
+    let next = if rows.len() as i64 > lim {
+        rows.truncate(lim as usize);
+        rows.last().map(|r| encode_cursor(&r.id.to_string()))
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "items": rows.iter().map(transition_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// An RFC 3339 time, or a day (its start at the configured offset).
+fn parse_since(s: &str, offset: time::UtcOffset) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &fmt).ok()?;
+    Some(kpi::day_bounds_ms(d, offset).0)
 }

@@ -65,7 +65,9 @@ pub fn router(state: AppState) -> Router {
                 .patch(catalogue::update_camera)
                 .delete(catalogue::delete_camera),
         )
-        .route("/cameras/{id}/health", get(health::camera_health));
+        .route("/cameras/{id}/health", get(health::camera_health))
+        .route("/health/summary", get(health::summary))
+        .route("/health/events", get(health::events));
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))

@@ -121,6 +121,8 @@ pub fn document() -> Value {
         "address": {"type": "string"}, "rtsp_url": {"type": "string"}, "username": {"type": ["string", "null"]},
         "has_password": {"type": "boolean"}, "transport": {"type": "string"}, "pull_mode": {"type": "string"},
         "enabled": {"type": "boolean"}, "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        "state": {"type": "string", "enum": ["unknown", "connecting", "online", "degraded", "offline", "disabled"]},
+        "reason": {"type": ["string", "null"]},
         "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}
     }});
     camera["properties"]
@@ -150,7 +152,49 @@ pub fn document() -> Value {
         .unwrap()
         .extend(coords.as_object().unwrap().clone());
 
-    json!({
+    let health_paths = json!({
+            "/api/v1/cameras/{id}/health": {"get": {
+                "summary": "A camera's health: state, reason, live stats and its last 50 transitions",
+                "parameters": [p("id", "Camera ID.")],
+                "responses": {"200": ok("Health.", r("CameraHealth")), "404": err("Not found.")}}},
+            "/api/v1/health/summary": {"get": {
+                "summary": "KPIs of a district: counts, online rate now, the day's availability, per child district and point class, and the cameras below target",
+                "parameters": [q("district", "District code; the whole catalogue when absent.", json!({"type": "string"})),
+                               q("day", "YYYY-MM-DD at health.utc_offset; today when absent.", json!({"type": "string", "format": "date"}))],
+                "responses": {"200": ok("The summary.", r("HealthSummary")), "400": err("Bad query."), "404": err("Unknown district.")}}},
+            "/api/v1/health/events": {"get": {
+                "summary": "Stored state changes, oldest first",
+                "parameters": [q("district", "Subtree filter (the district where the camera was at the change).", json!({"type": "string"})),
+                               q("since", "RFC 3339 time, or a day (its start at health.utc_offset).", json!({"type": "string"})),
+                               limit.clone(), cursor.clone()],
+                "responses": {"200": ok("A page of transitions.", page("Transition")), "400": err("Bad query.")}}}
+    });
+    let health_schemas = json!({
+            "Transition": {"type": "object", "properties": {"id": {"type": "integer"}, "camera_id": {"type": "string"}, "district": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"}, "from": r("State"), "to": r("State"), "reason": {"type": ["string", "null"]}}},
+            "State": {"type": "string", "enum": ["unknown", "connecting", "online", "degraded", "offline", "disabled"]},
+            "CameraHealth": {"type": "object", "properties": {"camera_id": {"type": "string"}, "state": r("State"), "reason": {"type": ["string", "null"]},
+                "since": {"type": ["string", "null"], "format": "date-time"}, "pulling": {"type": "boolean"}, "viewers": {"type": "integer"},
+                "stats": {"type": ["object", "null"], "properties": {"frame_rate": {"type": "number"}, "bitrate_bps": {"type": "number"},
+                    "key_frame_interval_secs": {"type": ["number", "null"]}, "last_frame_age_secs": {"type": ["number", "null"]},
+                    "codec": {"type": ["string", "null"]}, "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+                    "reconnects": {"type": "integer"}, "online_since": {"type": ["string", "null"]}, "last_error": {"type": ["string", "null"]}}},
+                "transitions": {"type": "array", "items": r("Transition")}}},
+            "KpiGroup": {"type": "object", "properties": {"total": {"type": "integer"}, "enabled": {"type": "integer"}, "online": {"type": "integer"},
+                "online_rate": {"type": ["number", "null"], "description": "online / enabled, now"},
+                "availability": {"type": ["number", "null"], "description": "Seconds up / seconds observed in the day"},
+                "observed_secs": {"type": "integer"},
+                "target": {"type": ["number", "null"], "description": "The class's target; for a district, the mean of its enabled cameras' targets"},
+                "meets_target": {"type": ["boolean", "null"]}}},
+            "HealthSummary": {"type": "object", "properties": {"day": {"type": "string"}, "utc_offset": {"type": "string"},
+                "observed_until": {"type": "string", "format": "date-time"},
+                "district": r("KpiGroup"), "children": {"type": "array", "items": r("KpiGroup")}, "point_classes": {"type": "array", "items": r("KpiGroup")},
+                "below_target_total": {"type": "integer"},
+                "below_target": {"type": "array", "description": "The 100 lowest, lowest first", "items": {"type": "object", "properties": {
+                    "camera_id": {"type": "string"}, "name": {"type": "string"}, "district": {"type": "string"}, "point_type": {"type": "integer"},
+                    "availability": {"type": "number"}, "target": {"type": "number"}, "state": r("State")}}}}}
+    });
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "camgate API",
@@ -209,7 +253,7 @@ pub fn document() -> Value {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message", "field"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
                 "details": {"type": "array", "items": {"type": "object"}}, "report": r("ImportReport")}}}},
-            "District": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer", "description": "1 province, 2 prefecture, 3 county, 4 township, 5 village"}, "camera_count": {"type": "integer"}}},
+            "District": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer", "description": "1 province, 2 prefecture, 3 county, 4 township, 5 village"}, "camera_count": {"type": "integer"}, "online_count": {"type": "integer", "description": "Cameras in the subtree online or degraded now"}}},
             "DistrictDetail": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer"}, "parent": {"type": ["string", "null"]}, "camera_count": {"type": "integer"},
                 "path": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer"}}}}}},
             "Checkpoint": checkpoint,
@@ -221,5 +265,14 @@ pub fn document() -> Value {
             "ImportReport": {"type": "object", "properties": {"dry_run": {"type": "boolean"}, "rows": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "column": {"type": ["string", "null"]}, "column_index": {"type": ["integer", "null"]}, "code": {"type": "string"}, "message": {"type": "string"}}}}}}
         }}
-    })
+    });
+    doc["paths"]
+        .as_object_mut()
+        .unwrap()
+        .extend(health_paths.as_object().unwrap().clone());
+    doc["components"]["schemas"]
+        .as_object_mut()
+        .unwrap()
+        .extend(health_schemas.as_object().unwrap().clone());
+    doc
 }

@@ -20,6 +20,9 @@ pub struct Config {
     pub log: LogConfig,
     pub catalogue: CatalogueConfig,
     pub pull: PullConfig,
+    pub health: HealthConfig,
+    pub metrics: MetricsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -132,6 +135,105 @@ impl PullConfig {
     }
 }
 
+/// Probes, KPI targets and the calendar of daily availability.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Enabled cameras nobody pulls are probed (OPTIONS + DESCRIBE) this often.
+    pub probe_interval_secs: u64,
+    /// Probes in flight at once, at most.
+    pub probe_concurrency: usize,
+    /// A probed camera is offline after this many failed probes in a row.
+    pub probe_failures: u32,
+    /// Limit on one probe (connect, OPTIONS, DESCRIBE).
+    pub probe_timeout_secs: u64,
+    /// UTC offset of the calendar days of daily availability (`+08:00`).
+    pub utc_offset: String,
+    /// Availability target of point class 1 cameras.
+    pub target_point_class_1: f64,
+    /// Availability target of every other point class.
+    pub target_other: f64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            probe_interval_secs: 60,
+            probe_concurrency: 64,
+            probe_failures: 3,
+            probe_timeout_secs: 5,
+            utc_offset: "+08:00".into(),
+            target_point_class_1: 0.98,
+            target_other: 0.95,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The parsed `utc_offset` (validated at load).
+    pub fn offset(&self) -> time::UtcOffset {
+        parse_offset(&self.utc_offset).unwrap_or(time::UtcOffset::UTC)
+    }
+
+    /// The availability target of a point class.
+    pub fn target(&self, point_type: i64) -> f64 {
+        if point_type == 1 {
+            self.target_point_class_1
+        } else {
+            self.target_other
+        }
+    }
+}
+
+fn parse_offset(s: &str) -> Option<time::UtcOffset> {
+    let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    time::UtcOffset::parse(s, &fmt).ok()
+}
+
+/// The ops listener: Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the ops listener serving `/metrics`; empty turns it off.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9091".into(),
+        }
+    }
+}
+
+/// Webhooks called on every camera state change.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// `http://` URLs that receive each transition as a JSON POST.
+    pub urls: Vec<String>,
+    /// Key of the `X-Camgate-Signature: sha256=<hex>` HMAC-SHA256 header.
+    pub secret: String,
+    /// Deliveries waiting per URL, at most; past this the oldest are dropped.
+    pub queue: usize,
+    /// Limit on one delivery attempt.
+    pub timeout_secs: u64,
+    /// Attempts per delivery before it is given up.
+    pub max_attempts: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            urls: Vec::new(),
+            secret: String::new(),
+            queue: 10_000,
+            timeout_secs: 5,
+            max_attempts: 8,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -141,6 +243,9 @@ impl Default for Config {
             log: LogConfig::default(),
             catalogue: CatalogueConfig::default(),
             pull: PullConfig::default(),
+            health: HealthConfig::default(),
+            metrics: MetricsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -362,6 +467,70 @@ impl Config {
         }
         if p.viewer_queue_frames < 8 {
             return Err(err("pull.viewer_queue_frames", "must be at least 8".into()));
+        }
+        let h = &self.health;
+        for (key, v) in [
+            ("health.probe_interval_secs", h.probe_interval_secs),
+            ("health.probe_concurrency", h.probe_concurrency as u64),
+            ("health.probe_failures", h.probe_failures as u64),
+            ("health.probe_timeout_secs", h.probe_timeout_secs),
+        ] {
+            if v < 1 {
+                return Err(err(key, "must be at least 1".into()));
+            }
+        }
+        if parse_offset(&h.utc_offset).is_none() {
+            return Err(err(
+                "health.utc_offset",
+                format!("{:?} is not an offset like +08:00", h.utc_offset),
+            ));
+        }
+        for (key, v) in [
+            ("health.target_point_class_1", h.target_point_class_1),
+            ("health.target_other", h.target_other),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(err(key, format!("must be from 0 to 1, got {v}")));
+            }
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return Err(err(
+                "metrics.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:9091 (empty turns metrics off)",
+                    self.metrics.listen
+                ),
+            ));
+        }
+        let w = &self.webhooks;
+        for (i, u) in w.urls.iter().enumerate() {
+            let key = format!("webhooks.urls[{i}]");
+            match url::Url::parse(u) {
+                Ok(parsed) if parsed.scheme() == "http" && parsed.host().is_some() => {}
+                Ok(parsed) if parsed.scheme() == "https" => {
+                    return Err(err(
+                        &key,
+                        "https webhooks are not supported yet: use http:// (e.g. through a local TLS proxy)".into(),
+                    ));
+                }
+                // Never echo the URL: it may carry a token.
+                _ => return Err(err(&key, "must be an http:// URL".into())),
+            }
+        }
+        if !w.urls.is_empty() && w.secret.is_empty() {
+            return Err(err(
+                "webhooks.secret",
+                "must be set when webhooks.urls is not empty (deliveries are signed)".into(),
+            ));
+        }
+        for (key, v) in [
+            ("webhooks.queue", w.queue as u64),
+            ("webhooks.timeout_secs", w.timeout_secs),
+            ("webhooks.max_attempts", w.max_attempts as u64),
+        ] {
+            if v < 1 {
+                return Err(err(key, "must be at least 1".into()));
+            }
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(err("data_dir", "must not be empty".into()));

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
+pub mod kpi;
 pub mod recorder;
 
 use crate::media::Codec;

@@ -85,6 +85,16 @@ pub struct TransitionRow {
     pub reason: Option<String>,
 }
 
+/// What KPIs need of a camera.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct CameraKey {
+    pub id: String,
+    pub name: String,
+    pub district_code: String,
+    pub point_type: i64,
+    pub enabled: bool,
+}
+
 /// A state change to store (the ID is assigned by the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTransition {
@@ -178,6 +188,20 @@ pub trait Store: Send + Sync + 'static {
         after_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<TransitionRow>, StoreError>;
+
+    /// Every camera in a district subtree (all when `None`), by ID, with
+    /// only the columns KPIs need.
+    async fn camera_keys(&self, district: Option<&str>) -> Result<Vec<CameraKey>, StoreError>;
+    /// The history a window `[start_ms, end_ms)` needs, for transitions
+    /// recorded in a district subtree (all when `None`): each camera's last
+    /// transition before the window, and every transition inside it, oldest
+    /// first.
+    async fn window_transitions(
+        &self,
+        district: Option<&str>,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<(Vec<TransitionRow>, Vec<TransitionRow>), StoreError>;
 
     /// Creates or updates all cameras in one transaction: all or nothing.
     /// Existing cameras keep their password when the write has none.

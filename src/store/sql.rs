@@ -189,7 +189,7 @@ macro_rules! impl_store {
             common_prefix, conflict_or, search_text,
         };
         use crate::store::{
-            CameraFilter, CheckpointFilter, ImportCounts, NewTransition, Progress, Store,
+            CameraFilter, CameraKey, CheckpointFilter, ImportCounts, NewTransition, Progress, Store,
             StoreError, TransitionRow, like_pattern,
         };
 
@@ -940,6 +940,50 @@ macro_rules! impl_store {
                 }
                 qb.push(" ORDER BY id LIMIT ").push_bind(limit);
                 Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn camera_keys(
+                &self,
+                district: Option<&str>,
+            ) -> Result<Vec<CameraKey>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT id, name, district_code, point_type, enabled FROM cameras WHERE 1 = 1",
+                );
+                if let Some(d) = district {
+                    push_subtree(&mut qb, "district_code", d);
+                }
+                qb.push(" ORDER BY id");
+                Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn window_transitions(
+                &self,
+                district: Option<&str>,
+                start_ms: i64,
+                end_ms: i64,
+            ) -> Result<(Vec<TransitionRow>, Vec<TransitionRow>), StoreError> {
+                const COLS: &str = "id, camera_id, district_code, at_ms, from_state, to_state, reason";
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {COLS} FROM (SELECT {COLS}, row_number() OVER \
+                     (PARTITION BY camera_id ORDER BY at_ms DESC, id DESC) AS rn \
+                     FROM camera_transitions WHERE at_ms < "
+                ));
+                qb.push_bind(start_ms);
+                if let Some(d) = district {
+                    push_subtree(&mut qb, "district_code", d);
+                }
+                qb.push(") x WHERE rn = 1 ORDER BY camera_id");
+                let before = qb.build_query_as().fetch_all(&self.pool).await?;
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {COLS} FROM camera_transitions WHERE at_ms >= "
+                ));
+                qb.push_bind(start_ms).push(" AND at_ms < ").push_bind(end_ms);
+                if let Some(d) = district {
+                    push_subtree(&mut qb, "district_code", d);
+                }
+                qb.push(" ORDER BY at_ms, id");
+                let during = qb.build_query_as().fetch_all(&self.pool).await?;
+                Ok((before, during))
             }
 
             async fn import_cameras(
