@@ -3,15 +3,17 @@
 //! task watches; later stages (pulls, probes) hang their own children off it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::health::recorder::{self, RecorderCounters};
+use crate::health::{probe, recorder, webhook};
+use crate::metrics::Telemetry;
 use crate::pull::{PullConfig, PullManager, PullSource};
 use crate::store::{self, CameraFilter, Store};
 
@@ -68,18 +70,73 @@ pub async fn reconcile_from_store(
     Ok(())
 }
 
-/// Starts pulling: the manager, the transition recorder, the catalogue
-/// loaded (first connects spread), and a periodic re-read of the catalogue.
+/// The running health machinery: pulls, probes, the transition recorder,
+/// webhooks and the telemetry that `/metrics` reads.
+pub struct Engine {
+    pub pulls: Arc<PullManager>,
+    pub telemetry: Arc<Telemetry>,
+    cancel: CancellationToken,
+    recorder_stop: CancellationToken,
+    recorder: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Stops probes and pulls, records every watched camera's move to
+    /// `unknown`, then lets the recorder save what it has.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.pulls.shutdown().await;
+        self.recorder_stop.cancel();
+        let handle = self.recorder.lock().unwrap().take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Starts pulling: the manager, the transition recorder (and webhooks),
+/// the catalogue loaded (first connects spread), a periodic re-read of the
+/// catalogue, and probes of the cameras nobody pulls.
 pub async fn start_pulling(
     store: Arc<dyn Store>,
     config: &Config,
     source: Arc<dyn PullSource>,
-    cancel: CancellationToken,
-) -> anyhow::Result<Arc<PullManager>> {
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<Engine>> {
+    let cancel = shutdown.child_token();
     let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let pulls = PullManager::new(source, config.pull.options(), cancel.child_token(), events);
+    let pulls = PullManager::new(
+        source.clone(),
+        config.pull.options(),
+        cancel.child_token(),
+        events,
+    );
+    let telemetry = Arc::new(Telemetry::new(pulls.clone()));
+    let mut forward = Vec::new();
+    if !config.webhooks.urls.is_empty() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        forward.push(tx);
+        let weak = Arc::downgrade(&pulls);
+        tokio::spawn(webhook::run(
+            config.webhooks.options(),
+            rx,
+            move |id| {
+                weak.upgrade()
+                    .and_then(|p| p.config(id))
+                    .map(|c| webhook::CameraInfo {
+                        name: c.name,
+                        district: c.district_code,
+                        checkpoint: c.checkpoint_id,
+                    })
+                    .unwrap_or_default()
+            },
+            telemetry.webhooks.clone(),
+            cancel.clone(),
+        ));
+    }
     let weak = Arc::downgrade(&pulls);
-    tokio::spawn(recorder::run(
+    let recorder_stop = CancellationToken::new();
+    let recorder = tokio::spawn(recorder::run(
         store.clone(),
         events_rx,
         move |id| {
@@ -87,17 +144,17 @@ pub async fn start_pulling(
                 .and_then(|p| p.config(id))
                 .map(|c| c.district_code)
         },
-        Arc::new(RecorderCounters::default()),
-        Vec::new(),
-        cancel.clone(),
+        telemetry.recorder.clone(),
+        forward,
+        recorder_stop.clone(),
     ));
     reconcile_from_store(&*store, &pulls, true).await?;
     let every = Duration::from_secs(config.pull.reconcile_secs);
-    let (p, s) = (pulls.clone(), store.clone());
+    let (p, s, c) = (pulls.clone(), store.clone(), cancel.clone());
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = c.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
             if let Err(e) = reconcile_from_store(&*s, &p, false).await {
@@ -105,12 +162,25 @@ pub async fn start_pulling(
             }
         }
     });
+    tokio::spawn(probe::run(
+        pulls.clone(),
+        source,
+        config.health.probe_options(),
+        telemetry.probes.clone(),
+        cancel.clone(),
+    ));
     tracing::info!(
         cameras = pulls.all().len(),
         pulling = pulls.active_pulls(),
         "pulling started"
     );
-    Ok(pulls)
+    Ok(Arc::new(Engine {
+        pulls,
+        telemetry,
+        cancel,
+        recorder_stop,
+        recorder: Mutex::new(Some(recorder)),
+    }))
 }
 
 /// A token cancelled at the first SIGINT or SIGTERM. A second signal exits
@@ -145,38 +215,72 @@ async fn wait_signal() {
     }
 }
 
-/// Serves HTTP on `config.server.listen` until `shutdown` is cancelled.
-/// `on_ready` gets the bound address (useful with port 0).
+/// The addresses the gateway listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub http: SocketAddr,
+    /// The ops listener (`/metrics`), unless turned off.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Serves HTTP on `config.server.listen` (and metrics on
+/// `config.metrics.listen`) until `shutdown` is cancelled. `on_ready` gets
+/// the bound addresses (useful with port 0).
 pub async fn serve(
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    pulls: Arc<PullManager>,
+    engine: Arc<Engine>,
     shutdown: CancellationToken,
-    on_ready: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
-    serve_on(listener, config, store, pulls, shutdown, on_ready).await
+    serve_on(listener, config, store, engine, shutdown, on_ready).await
 }
 
-/// Like [`serve`], on a listener already bound.
+/// Like [`serve`], on an HTTP listener already bound.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    pulls: Arc<PullManager>,
+    engine: Arc<Engine>,
     shutdown: CancellationToken,
-    on_ready: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let mut metrics_addr = None;
+    if !config.metrics.listen.is_empty() {
+        let ops = tokio::net::TcpListener::bind(&config.metrics.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (metrics.listen)",
+                    config.metrics.listen
+                )
+            })?;
+        metrics_addr = Some(ops.local_addr()?);
+        let router = crate::metrics::router(engine.telemetry.clone());
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(ops, router)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     let router = api::router(AppState {
         store: store.clone(),
         config,
-        pulls: pulls.clone(),
+        pulls: engine.pulls.clone(),
     });
-    on_ready(addr);
+    on_ready(Bound {
+        http: addr,
+        metrics: metrics_addr,
+    });
     let token = shutdown.clone();
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(async move { token.cancelled().await });
@@ -191,7 +295,7 @@ pub async fn serve_on(
             ),
         },
     }
-    pulls.shutdown().await;
+    engine.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

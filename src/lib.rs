@@ -15,6 +15,7 @@ pub mod health;
 pub mod importer;
 pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod pull;
 #[cfg(feature = "gstreamer")]
 pub mod simulator;

@@ -113,15 +113,16 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             logging::init(&config.log.level, &config.log.format);
             let store = app::open_store(&config).await?;
             let shutdown = app::shutdown_token();
-            let pulls = app::start_pulling(
+            let engine = app::start_pulling(
                 store.clone(),
                 &config,
                 Arc::new(camgate::pull::retina_source::RetinaSource),
                 shutdown.clone(),
             )
             .await?;
-            app::serve(Arc::new(config), store, pulls, shutdown, |addr| {
-                tracing::info!(%addr, "camgate is serving");
+            app::serve(Arc::new(config), store, engine, shutdown, |bound| {
+                let metrics = bound.metrics.map(|m| m.to_string()).unwrap_or_default();
+                tracing::info!(addr = %bound.http, metrics, "camgate is serving");
             })
             .await?;
         }
@@ -254,36 +255,56 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
         }
     };
     config.server.listen = listener.local_addr()?.to_string();
+    // The ops listener: its usual port when free, else any free one.
+    if !config.metrics.listen.is_empty()
+        && std::net::TcpListener::bind(&config.metrics.listen).is_err()
+    {
+        config.metrics.listen = "127.0.0.1:0".into();
+    }
     let store = app::open_store(&config).await?;
     let n = demo::seed(&*store, cameras).await?;
     let shutdown = app::shutdown_token();
-    let pulls = app::start_pulling(
+    let engine = app::start_pulling(
         store.clone(),
         &config,
         Arc::new(camgate::pull::retina_source::RetinaSource),
         shutdown.clone(),
     )
     .await?;
-    app::serve_on(listener, Arc::new(config), store, pulls, shutdown, |addr| {
-        let host = if addr.ip().is_unspecified() {
-            format!("127.0.0.1:{}", addr.port())
-        } else {
-            addr.to_string()
-        };
-        // A closed stdout (`camgate demo | head -2`) must not stop the gateway.
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "camgate demo: {n} sample cameras on a throwaway SQLite database"
-        );
-        let _ = writeln!(out, "camgate demo: web UI at http://{host}/");
-        let _ = writeln!(
-            out,
-            "camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)"
-        );
-        let _ = out.flush();
-    })
+    app::serve_on(
+        listener,
+        Arc::new(config),
+        store,
+        engine,
+        shutdown,
+        |bound| {
+            let addr = bound.http;
+            let host = if addr.ip().is_unspecified() {
+                format!("127.0.0.1:{}", addr.port())
+            } else {
+                addr.to_string()
+            };
+            // A closed stdout (`camgate demo | head -2`) must not stop the gateway.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "camgate demo: {n} sample cameras on a throwaway SQLite database"
+            );
+            let _ = writeln!(out, "camgate demo: web UI at http://{host}/");
+            let _ = writeln!(
+                out,
+                "camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)"
+            );
+            if let Some(m) = bound.metrics {
+                let _ = writeln!(
+                    out,
+                    "camgate demo: Prometheus metrics at http://{m}/metrics"
+                );
+            }
+            let _ = out.flush();
+        },
+    )
     .await
 }
 

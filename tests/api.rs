@@ -24,6 +24,7 @@ both_backends!(
     malformed_requests,
     health_summary_availability_is_exact,
     health_events_are_paged,
+    metrics_follow_the_catalogue,
 );
 
 fn cam(name: &str, district: &str) -> Value {
@@ -1446,4 +1447,90 @@ async fn health_events_are_paged(app: TestApp) {
         let (s, v) = app.get(uri).await;
         assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, fld), "{uri}: {v}");
     }
+}
+
+/// `promtool check metrics` on an exposition, when promtool is installed
+/// (Debian package `prometheus`; tests/run.sh installs it and sets
+/// CAMGATE_REQUIRE_TOOLS=1, which turns its absence into a failure).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
+                "promtool is required: {e}"
+            );
+            eprintln!(
+                "SKIPPED promtool check: promtool not found ({e}); apt-get install prometheus"
+            );
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn metrics_follow_the_catalogue(app: TestApp) {
+    let telemetry = camgate::metrics::Telemetry::new(app.pulls.clone());
+    let mut body = cam("指标\"测试\\", "620602001");
+    body["pull_mode"] = json!("always");
+    let id = create(&app, body).await;
+    let other = create(&app, cam("other", "110101")).await;
+    let text = camgate::metrics::render(&telemetry);
+    let series = format!("camgate_camera_up{{camera_id=\"{id}\",district=\"620602\"}}");
+    assert!(text.contains(&series), "{text}");
+    assert!(text.contains(&format!("camera_id=\"{other}\"")));
+    assert!(
+        text.contains("camgate_district_cameras_enabled{district=\"620602\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("camgate_process_resident_memory_bytes "),
+        "{text}"
+    );
+    promtool_check(&text);
+
+    // Deleting the camera removes its series at the next scrape;
+    // disabling another keeps it, as disabled.
+    let (s, _) = app.delete(&format!("/api/v1/cameras/{id}")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/cameras/{other}"),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let text = camgate::metrics::render(&telemetry);
+    assert!(!text.contains(&id), "{text}");
+    assert!(
+        text.contains(&format!(
+            "camgate_camera_state{{camera_id=\"{other}\",district=\"110101\",state=\"disabled\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("camgate_district_cameras_enabled{district=\"110101\"} 0"),
+        "{text}"
+    );
+    promtool_check(&text);
 }

@@ -126,7 +126,7 @@ fn serve_uses_config_file_and_env() {
     let cfg = dir.path().join("camgate.toml");
     std::fs::write(
         &cfg,
-        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut child = Command::new(BIN)
@@ -138,16 +138,24 @@ fn serve_uses_config_file_and_env() {
         .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut addr = None;
+    let mut metrics = None;
     let mut lines = stderr.lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         if line.contains("camgate is serving") {
             let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
             addr = Some(v["fields"]["addr"].as_str().unwrap().to_string());
+            metrics = Some(v["fields"]["metrics"].as_str().unwrap().to_string());
             break;
         }
     }
     let addr = addr.expect("serve logs its address");
+    let metrics = metrics.unwrap();
+    let (s, body) = http_get(&metrics, "/metrics");
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("# TYPE camgate_pulls_active gauge"), "{body}");
+    let (s, _) = http_get(&addr, "/metrics");
+    assert_eq!(s, 404, "metrics only on the ops listener");
     let (s, body) = http_get(&addr, "/api/v1/districts/620602");
     assert_eq!(s, 200, "the built-in districts were loaded: {body}");
     assert!(

@@ -33,6 +33,8 @@ mod sim {
             pull_mode: mode,
             enabled: true,
             district_code: "620602".into(),
+            name: id.to_string(),
+            checkpoint_id: None,
         }
     }
 

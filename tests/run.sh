@@ -25,8 +25,9 @@ missing=()
 [ -n "$(pg_bindir)" ] || missing+=(postgresql)
 # The `gstreamer` feature (camera simulator): build headers and the plugins
 # the simulator uses (x264enc is in -ugly, rtph264pay in -good).
+# promtool (package prometheus) checks the /metrics exposition.
 for pkg in pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
-           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly; do
+           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly prometheus; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -81,6 +82,8 @@ if [ -z "$started" ]; then
 fi
 export CAMGATE_TEST_POSTGRES_URL="postgres://camgate@127.0.0.1:$PGPORT/postgres"
 export CAMGATE_REQUIRE_POSTGRES=1
+# Tools this script installed (promtool) must be used, never skipped.
+export CAMGATE_REQUIRE_TOOLS=1
 echo "PostgreSQL on 127.0.0.1:$PGPORT"
 
 log "benches compile"

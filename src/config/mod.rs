@@ -175,6 +175,16 @@ impl HealthConfig {
         parse_offset(&self.utc_offset).unwrap_or(time::UtcOffset::UTC)
     }
 
+    pub fn probe_options(&self) -> crate::health::probe::ProbeOptions {
+        let s = std::time::Duration::from_secs;
+        crate::health::probe::ProbeOptions {
+            interval: s(self.probe_interval_secs),
+            concurrency: self.probe_concurrency,
+            failures: self.probe_failures,
+            timeout: s(self.probe_timeout_secs),
+        }
+    }
+
     /// The availability target of a point class.
     pub fn target(&self, point_type: i64) -> f64 {
         if point_type == 1 {
@@ -220,6 +230,19 @@ pub struct WebhooksConfig {
     pub timeout_secs: u64,
     /// Attempts per delivery before it is given up.
     pub max_attempts: u32,
+}
+
+impl WebhooksConfig {
+    pub fn options(&self) -> crate::health::webhook::WebhookOptions {
+        crate::health::webhook::WebhookOptions {
+            urls: self.urls.clone(),
+            secret: self.secret.clone(),
+            queue: self.queue,
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            max_attempts: self.max_attempts,
+            retry_initial: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for WebhooksConfig {

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use serde::Serialize;
 
 pub mod kpi;
+pub mod probe;
 pub mod recorder;
+pub mod webhook;
 
 use crate::media::Codec;
 

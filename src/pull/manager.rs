@@ -29,6 +29,9 @@ pub struct PullConfig {
     pub enabled: bool,
     /// District code (natural length), for metrics labels.
     pub district_code: String,
+    /// Name and checkpoint, for webhooks.
+    pub name: String,
+    pub checkpoint_id: Option<String>,
 }
 
 impl PullConfig {
@@ -44,6 +47,8 @@ impl PullConfig {
             pull_mode: c.pull_mode,
             enabled: c.enabled,
             district_code: c.district_code.clone(),
+            name: c.name.clone(),
+            checkpoint_id: c.checkpoint_id.clone(),
         }
     }
 }
@@ -64,6 +69,33 @@ pub struct PullManager {
     events: mpsc::UnboundedSender<Transition>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     viewers: mpsc::UnboundedSender<(String, usize)>,
+    /// Counts of removed cameras, so gateway totals never go down.
+    retired: Mutex<Totals>,
+}
+
+/// Gateway-wide sums of every camera's fan-out and pull counters,
+/// including cameras since removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_dropped: u64,
+    pub skips: u64,
+    pub lagged_out: u64,
+    pub reconnects: u64,
+}
+
+impl Totals {
+    fn add_camera(&mut self, rt: &CameraRuntime) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &rt.fanout.counters;
+        self.frames_in += c.frames_in.load(Relaxed);
+        self.bytes_in += c.bytes_in.load(Relaxed);
+        self.frames_dropped += c.frames_dropped.load(Relaxed);
+        self.skips += c.skips.load(Relaxed);
+        self.lagged_out += c.lagged_out.load(Relaxed);
+        self.reconnects += rt.snapshot().3.reconnects;
+    }
 }
 
 impl PullManager {
@@ -83,6 +115,7 @@ impl PullManager {
             events,
             slots: Mutex::new(HashMap::new()),
             viewers,
+            retired: Mutex::new(Totals::default()),
         });
         let weak = Arc::downgrade(&m);
         m.tracker.spawn(async move {
@@ -289,6 +322,7 @@ impl PullManager {
         if let Some(slot) = slot {
             self.stop(&slot);
             slot.rt.fanout.close();
+            self.retired.lock().unwrap().add_camera(&slot.rt);
         }
     }
 
@@ -334,10 +368,28 @@ impl PullManager {
         Some(sub)
     }
 
-    /// Stops every pull and waits for the tasks to end.
+    /// Gateway-wide totals, removed cameras included.
+    pub fn totals(&self) -> Totals {
+        let mut t = *self.retired.lock().unwrap();
+        for (rt, _) in self.all() {
+            t.add_camera(&rt);
+        }
+        t
+    }
+
+    /// Stops every pull and waits for the tasks to end. Every camera that
+    /// was watched then moves to `unknown`: from now on nobody observes it,
+    /// and its history says so (availability counts the gap as unobserved).
     pub async fn shutdown(&self) {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap().values().cloned().collect();
+        for slot in slots {
+            let s = slot.rt.state();
+            if s != State::Unknown && s != State::Disabled {
+                slot.rt.set_state(State::Unknown, None);
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ use crate::health::Reason;
 use crate::media::{Frame, StreamInfo};
 
 pub mod backoff;
+pub mod describe;
 pub mod manager;
 pub mod retina_source;
 pub mod supervisor;
@@ -72,6 +73,13 @@ pub struct Pulled {
 pub trait PullSource: Send + Sync + 'static {
     /// Connects and starts playing. The caller bounds the time it may take.
     async fn open(&self, target: &PullTarget) -> Result<Box<dyn PullStream>, PullError>;
+
+    /// Checks a camera nobody pulls; the video codec when known. The
+    /// caller bounds the time. By default: open and drop the stream.
+    async fn probe(&self, target: &PullTarget) -> describe::ProbeResult {
+        let stream = self.open(target).await?;
+        Ok(stream.info().video().map(|v| v.codec.as_str().to_string()))
+    }
 }
 
 /// A playing stream.

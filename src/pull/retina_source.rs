@@ -94,6 +94,11 @@ fn track_of(codec: Codec, clock_rate: u32, params: Option<ParametersRef<'_>>) ->
 
 #[async_trait]
 impl PullSource for RetinaSource {
+    /// OPTIONS + DESCRIBE with our own small client: no SETUP, no media.
+    async fn probe(&self, target: &PullTarget) -> super::describe::ProbeResult {
+        super::describe::probe(target).await
+    }
+
     async fn open(&self, target: &PullTarget) -> Result<Box<dyn PullStream>, PullError> {
         let secret = target.password.as_ref();
         let url = url::Url::parse(&target.url)

@@ -125,6 +125,8 @@ fn cfg(id: &str, url: &str, mode: PullMode) -> PullConfig {
         pull_mode: mode,
         enabled: true,
         district_code: "620602".into(),
+        name: id.to_string(),
+        checkpoint_id: None,
     }
 }
 

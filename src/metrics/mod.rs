@@ -1,0 +1,374 @@
+//! Prometheus metrics, served on the ops listener (`metrics.listen`,
+//! loopback by default) at `/metrics`.
+//!
+//! Nothing is registered ahead of time: every scrape walks the gateway's
+//! own state (the pull manager's cameras, the counters of recorder, probes
+//! and webhooks) and writes the text then. A deleted camera is simply not
+//! there at the next scrape, so it leaves no stale series.
+//!
+//! Every metric name is in this file. Per-camera series carry `camera_id`
+//! and the county-level `district` (the first six digits of its district
+//! code), which keeps district aggregation cheap in PromQL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::health::State as HealthState;
+use crate::health::probe::ProbeCounters;
+use crate::health::recorder::RecorderCounters;
+use crate::health::webhook::WebhookCounters;
+use crate::pull::PullManager;
+
+pub mod text;
+
+use text::{Exposition, Kind};
+
+/// What the collector reads at scrape time.
+pub struct Telemetry {
+    pub pulls: Arc<PullManager>,
+    pub recorder: Arc<RecorderCounters>,
+    pub probes: Arc<ProbeCounters>,
+    pub webhooks: Arc<WebhookCounters>,
+    /// Bytes sent to viewers by every relay.
+    pub bytes_out: AtomicU64,
+}
+
+impl Telemetry {
+    pub fn new(pulls: Arc<PullManager>) -> Self {
+        Telemetry {
+            pulls,
+            recorder: Default::default(),
+            probes: Default::default(),
+            webhooks: Default::default(),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The county-level district of a district code: its first six digits
+/// (the code itself when shorter).
+pub fn county_of(code: &str) -> &str {
+    code.get(..6).unwrap_or(code)
+}
+
+/// The whole exposition, now.
+pub fn render(t: &Telemetry) -> String {
+    let mut e = Exposition::new();
+    let mut cams = t.pulls.all();
+    cams.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    let snaps: Vec<_> = cams
+        .iter()
+        .map(|(rt, cfg)| {
+            let (state, _, _, stats) = rt.snapshot();
+            let pulling = t.pulls.is_pulling(&cfg.id);
+            (
+                cfg.id.as_str(),
+                county_of(&cfg.district_code),
+                state,
+                stats,
+                pulling,
+                rt.fanout.subscribers(),
+            )
+        })
+        .collect();
+
+    let name = "camgate_camera_state";
+    e.family(
+        name,
+        "Health state of each camera: one series, value 1, labelled with the current state.",
+        Kind::Gauge,
+    );
+    for (id, d, state, ..) in &snaps {
+        e.sample(
+            name,
+            &[
+                ("camera_id", id),
+                ("district", d),
+                ("state", state.as_str()),
+            ],
+            1.0,
+        );
+    }
+    let name = "camgate_camera_up";
+    e.family(
+        name,
+        "1 when the camera is online or degraded (video available), else 0.",
+        Kind::Gauge,
+    );
+    for (id, d, state, ..) in &snaps {
+        e.sample(
+            name,
+            &[("camera_id", id), ("district", d)],
+            if state.is_up() { 1.0 } else { 0.0 },
+        );
+    }
+    let name = "camgate_camera_reconnects_total";
+    e.family(
+        name,
+        "Reconnects of each camera's pull since the gateway started.",
+        Kind::Counter,
+    );
+    for (id, d, _, stats, ..) in &snaps {
+        e.sample(
+            name,
+            &[("camera_id", id), ("district", d)],
+            stats.reconnects as f64,
+        );
+    }
+    let name = "camgate_camera_viewers";
+    e.family(
+        name,
+        "Subscribers of each camera's stream (relay viewers, snapshots).",
+        Kind::Gauge,
+    );
+    for (id, d, .., viewers) in &snaps {
+        e.sample(name, &[("camera_id", id), ("district", d)], *viewers as f64);
+    }
+    // Stream stats only for cameras being pulled: the others have none.
+    let pulled: Vec<_> = snaps.iter().filter(|s| s.4).collect();
+    type Stat = fn(&crate::health::LiveStats) -> Option<f64>;
+    let stream_stats: [(&str, &str, Stat); 4] = [
+        (
+            "camgate_camera_frames_per_second",
+            "Video frame rate over the last seconds, for cameras being pulled.",
+            |s| Some(s.frame_rate),
+        ),
+        (
+            "camgate_camera_received_bytes_per_second",
+            "Video data rate over the last seconds (bitrate / 8), for cameras being pulled.",
+            |s| Some(s.bitrate_bps / 8.0),
+        ),
+        (
+            "camgate_camera_key_frame_interval_seconds",
+            "Seconds between the last two key frames, for cameras being pulled.",
+            |s| s.key_frame_interval_secs,
+        ),
+        (
+            "camgate_camera_last_frame_age_seconds",
+            "Seconds since the last frame, for cameras being pulled.",
+            |s| s.last_frame_age_secs,
+        ),
+    ];
+    for (name, help, get) in stream_stats {
+        e.family(name, help, Kind::Gauge);
+        for (id, d, _, stats, ..) in &pulled {
+            if let Some(v) = get(stats) {
+                e.sample(name, &[("camera_id", id), ("district", d)], v);
+            }
+        }
+    }
+
+    // Per county-level district.
+    let mut districts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for ((_, cfg), (_, d, state, ..)) in cams.iter().zip(&snaps) {
+        let entry = districts.entry(d).or_default();
+        if cfg.enabled {
+            entry.0 += 1;
+            if state.is_up() {
+                entry.1 += 1;
+            }
+        }
+    }
+    let name = "camgate_district_cameras_enabled";
+    e.family(
+        name,
+        "Enabled cameras per county-level district.",
+        Kind::Gauge,
+    );
+    for (d, (enabled, _)) in &districts {
+        e.sample(name, &[("district", d)], *enabled as f64);
+    }
+    let name = "camgate_district_cameras_online";
+    e.family(
+        name,
+        "Enabled cameras online or degraded per county-level district.",
+        Kind::Gauge,
+    );
+    for (d, (_, online)) in &districts {
+        e.sample(name, &[("district", d)], *online as f64);
+    }
+
+    // Gateway.
+    let totals = t.pulls.totals();
+    let name = "camgate_cameras";
+    e.family(name, "Cameras known to the gateway, by state.", Kind::Gauge);
+    for s in HealthState::ALL {
+        let n = snaps.iter().filter(|x| x.2 == s).count();
+        e.sample(name, &[("state", s.as_str())], n as f64);
+    }
+    e.single(
+        "camgate_pulls_active",
+        "Cameras being pulled now.",
+        Kind::Gauge,
+        snaps.iter().filter(|s| s.4).count() as f64,
+    );
+    e.single(
+        "camgate_received_bytes_total",
+        "Media bytes received from cameras.",
+        Kind::Counter,
+        totals.bytes_in as f64,
+    );
+    e.single(
+        "camgate_received_frames_total",
+        "Frames received from cameras.",
+        Kind::Counter,
+        totals.frames_in as f64,
+    );
+    e.single(
+        "camgate_sent_bytes_total",
+        "Media bytes sent to viewers by every relay.",
+        Kind::Counter,
+        t.bytes_out.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "camgate_dropped_frames_total",
+        "Frames not delivered to a subscriber that had fallen behind.",
+        Kind::Counter,
+        totals.frames_dropped as f64,
+    );
+    e.single(
+        "camgate_subscriber_skips_total",
+        "Times a subscriber fell behind and skipped to the next key frame.",
+        Kind::Counter,
+        totals.skips as f64,
+    );
+    e.single(
+        "camgate_subscribers_lagged_out_total",
+        "Subscribers disconnected for staying behind too long.",
+        Kind::Counter,
+        totals.lagged_out as f64,
+    );
+    let name = "camgate_probes_total";
+    e.family(
+        name,
+        "Probes (OPTIONS + DESCRIBE) of cameras nobody pulls, by result.",
+        Kind::Counter,
+    );
+    for (result, n) in t.probes.by_result() {
+        e.sample(name, &[("result", result)], n as f64);
+    }
+    let name = "camgate_webhook_deliveries_total";
+    e.family(
+        name,
+        "Webhook deliveries by outcome: delivered, failed (given up after every attempt), dropped (queue full).",
+        Kind::Counter,
+    );
+    let w = &t.webhooks;
+    for (result, c) in [
+        ("delivered", &w.delivered),
+        ("failed", &w.given_up),
+        ("dropped", &w.dropped),
+    ] {
+        e.sample(
+            name,
+            &[("result", result)],
+            c.load(Ordering::Relaxed) as f64,
+        );
+    }
+    e.single(
+        "camgate_webhook_attempt_failures_total",
+        "Webhook attempts that failed (each retry counts).",
+        Kind::Counter,
+        w.attempt_failures.load(Ordering::Relaxed) as f64,
+    );
+    let r = &t.recorder;
+    e.single(
+        "camgate_transitions_stored_total",
+        "Camera state changes written to the database.",
+        Kind::Counter,
+        r.stored.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "camgate_transitions_dropped_total",
+        "Camera state changes lost because the database was unavailable too long.",
+        Kind::Counter,
+        r.dropped.load(Ordering::Relaxed) as f64,
+    );
+    if let Some(p) = process_stats() {
+        e.single(
+            "camgate_process_cpu_seconds_total",
+            "CPU time of the gateway process, user and system.",
+            Kind::Counter,
+            p.cpu_secs,
+        );
+        e.single(
+            "camgate_process_resident_memory_bytes",
+            "Resident memory of the gateway process.",
+            Kind::Gauge,
+            p.rss_bytes as f64,
+        );
+    }
+    e.finish()
+}
+
+/// CPU and memory of this process.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessStats {
+    pub cpu_secs: f64,
+    pub rss_bytes: u64,
+}
+
+/// Reads `/proc/self`; `None` where there is no procfs.
+pub fn process_stats() -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 here.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads configuration values.
+    let (hz, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ProcessStats {
+        cpu_secs: ticks as f64 / hz.max(1) as f64,
+        rss_bytes: pages * page.max(1) as u64,
+    })
+}
+
+/// The ops router: `GET /metrics`.
+pub fn router(t: Arc<Telemetry>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .with_state(t)
+}
+
+async fn metrics_handler(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&t),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn county_labels() {
+        assert_eq!(county_of("620602001"), "620602");
+        assert_eq!(county_of("6206"), "6206");
+    }
+
+    #[test]
+    fn reads_its_own_process() {
+        let p = process_stats().expect("procfs on Linux");
+        assert!(p.rss_bytes > 1024 * 1024, "{p:?}");
+        assert!(p.cpu_secs >= 0.0);
+    }
+}
