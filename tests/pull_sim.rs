@@ -16,6 +16,7 @@ mod sim {
     use tokio_util::sync::CancellationToken;
 
     use camgate::catalogue::{PullMode, Secret, Transport};
+    use camgate::health::probe::{self, ProbeCounters, ProbeOptions};
     use camgate::health::{Reason, State};
     use camgate::pull::retina_source::RetinaSource;
     use camgate::pull::{PullConfig, PullManager, PullOptions, PullTarget};
@@ -239,6 +240,329 @@ mod sim {
             "{:?}",
             x.snapshot()
         );
+        m.shutdown().await;
+    }
+
+    fn probes(
+        m: &Arc<PullManager>,
+        interval: Duration,
+        failures: u32,
+    ) -> (CancellationToken, Arc<ProbeCounters>) {
+        let cancel = CancellationToken::new();
+        let counters = Arc::new(ProbeCounters::default());
+        tokio::spawn(probe::run(
+            m.clone(),
+            Arc::new(RetinaSource),
+            ProbeOptions {
+                interval,
+                concurrency: 8,
+                failures,
+                timeout: Duration::from_secs(2),
+            },
+            counters.clone(),
+            cancel.clone(),
+        ));
+        (cancel, counters)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_demand_is_pulled_only_while_watched_and_probed_meanwhile() {
+        let sim = Simulator::start(SimOptions {
+            cameras: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let (m, _rx) = manager(PullOptions {
+            start_spread: Duration::ZERO,
+            idle_close: Duration::from_secs(2),
+            ..Default::default()
+        });
+        let (stop_probes, counters) = probes(&m, Duration::from_secs(1), 2);
+        m.upsert(cfg("od", sim.url(0), PullMode::OnDemand));
+        let rt = m.runtime("od").unwrap();
+        // Not pulled; the probe finds it online (DESCRIBE names H.264).
+        assert!(
+            within(Duration::from_secs(4), || rt.state() == State::Online)
+                .await
+                .is_some(),
+            "{:?}",
+            rt.snapshot()
+        );
+        assert!(!m.is_pulling("od"));
+        assert_eq!(rt.snapshot().3.codec.as_deref(), Some("h264"));
+        assert!(counters.ok.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+
+        // A subscriber starts the pull and gets frames from a key frame on.
+        let mut sub = m.subscribe("od").unwrap();
+        assert!(m.is_pulling("od"));
+        let first = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+            .await
+            .expect("a frame within 5 s")
+            .expect("subscribed");
+        assert!(first.frame.is_key);
+        drop(sub);
+        // Closed idle_close after the last subscriber left.
+        let t = within(Duration::from_secs(5), || !m.is_pulling("od")).await;
+        assert!(
+            t.is_some_and(|t| t >= Duration::from_millis(1500)),
+            "closed about 2 s after the last subscriber left: {t:?}"
+        );
+
+        // Probes keep its state: a mount that went away is offline/not_found
+        // after two failed probes.
+        sim.stop(0);
+        assert!(
+            within(Duration::from_secs(6), || rt.snapshot().1
+                == Some(Reason::NotFound))
+            .await
+            .is_some(),
+            "{:?}",
+            rt.snapshot()
+        );
+        assert_eq!(rt.state(), State::Offline);
+        stop_probes.cancel();
+        m.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn catalogue_changes_apply_at_once() {
+        let sim = Simulator::start(SimOptions {
+            cameras: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let (m, _rx) = manager(PullOptions {
+            start_spread: Duration::ZERO,
+            ..Default::default()
+        });
+        m.upsert(cfg("c", sim.url(0), PullMode::Always));
+        let rt = m.runtime("c").unwrap();
+        assert!(
+            within(Duration::from_secs(5), || rt.state() == State::Online)
+                .await
+                .is_some()
+        );
+        // A new URL reconnects to it at once.
+        let mut moved = cfg("c", sim.url(1), PullMode::Always);
+        m.upsert(moved.clone());
+        assert!(
+            within(Duration::from_secs(5), || rt.snapshot().3.reconnects >= 1
+                && rt.state() == State::Online)
+            .await
+            .is_some(),
+            "{:?}",
+            rt.snapshot()
+        );
+        // Now stop the old mount: the camera must not notice.
+        sim.stop(0);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(rt.state(), State::Online, "pulling the new URL");
+        // Disabling stops the pull.
+        moved.enabled = false;
+        m.upsert(moved);
+        assert!(!m.is_pulling("c"));
+        assert_eq!(rt.state(), State::Disabled);
+        // Deleting forgets the camera.
+        m.remove("c");
+        assert!(m.runtime("c").is_none());
+        assert_eq!(m.active_pulls(), 0);
+        m.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_hundred_cameras_and_a_slow_subscriber() {
+        let sim = Simulator::start(SimOptions {
+            cameras: 200,
+            width: 320,
+            height: 180,
+            fps: 10,
+            bitrate_kbps: 200,
+            gop_frames: 10,
+            ..Default::default()
+        })
+        .unwrap();
+        let (m, _rx) = manager(PullOptions {
+            start_spread: Duration::from_secs(2),
+            fanout: camgate::fanout::FanoutOptions {
+                queue_frames: 16,
+                lag_limit: Duration::from_secs(3),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        // First connects spread over 2 s, as at a gateway's start.
+        m.reconcile(
+            (0..200)
+                .map(|i| cfg(&format!("c{i}"), sim.url(i), PullMode::Always))
+                .collect(),
+            true,
+        );
+        let online = || {
+            m.all()
+                .iter()
+                .filter(|(rt, _)| rt.state() == State::Online)
+                .count()
+        };
+        let t = within(Duration::from_secs(40), || online() == 200).await;
+        if t.is_none() {
+            let mut states = std::collections::BTreeMap::new();
+            for (rt, _) in m.all() {
+                let (s, r, _, st) = rt.snapshot();
+                *states
+                    .entry(format!("{s:?} {r:?} {:?}", st.last_error))
+                    .or_insert(0) += 1;
+            }
+            panic!("all 200 online; {} are: {states:?}", online());
+        }
+        eprintln!("200 cameras online after {t:?}");
+
+        // One subscriber never reads; another reads everything.
+        let slow = m.subscribe("c0").unwrap();
+        let mut fast = m.subscribe("c0").unwrap();
+        let start = Instant::now();
+        let mut got = 0u64;
+        let mut skipped = 0u64;
+        while start.elapsed() < Duration::from_secs(8) {
+            if let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(2), fast.recv()).await {
+                got += 1;
+                skipped += d.skipped;
+            }
+        }
+        let rate = got as f64 / start.elapsed().as_secs_f64();
+        assert!(
+            rate >= 8.0,
+            "the reading subscriber keeps about 10 fps: {rate:.1}"
+        );
+        assert_eq!(skipped, 0, "the reading subscriber missed nothing");
+        let c = &m.runtime("c0").unwrap().fanout.counters;
+        use std::sync::atomic::Ordering::Relaxed;
+        assert!(c.skips.load(Relaxed) >= 1, "the slow one skipped");
+        assert!(c.lagged_out.load(Relaxed) >= 1, "and was then disconnected");
+        assert_eq!(m.runtime("c0").unwrap().fanout.subscribers(), 1);
+        drop(slow);
+        m.shutdown().await;
+    }
+
+    /// A receiver that records requests and answers 204, or never answers.
+    async fn receiver(answer: bool) -> (String, Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let g = got.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let g = g.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        let n = match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            continue;
+                        }
+                        if !answer {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        let sig = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("x-camgate-signature:"))
+                            .unwrap_or("")
+                            .trim()
+                            .to_string();
+                        g.lock()
+                            .unwrap()
+                            .push((sig, buf[end + 4..end + 4 + len].to_vec()));
+                        buf.drain(..end + 4 + len);
+                        let _ = s
+                            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                    }
+                });
+            }
+        });
+        (url, got)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_arrive_signed_and_a_hanging_receiver_delays_nothing() {
+        use camgate::health::webhook::{self, CameraInfo, WebhookCounters, WebhookOptions};
+        let sim = Simulator::start(SimOptions {
+            cameras: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let (good, got) = receiver(true).await;
+        let (hanging, _) = receiver(false).await;
+        let (m, mut rx) = manager(PullOptions {
+            start_spread: Duration::ZERO,
+            ..Default::default()
+        });
+        let (tx, hooks_rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        tokio::spawn(webhook::run(
+            WebhookOptions {
+                urls: vec![hanging, good],
+                secret: "hook-secret".into(),
+                queue: 100,
+                timeout: Duration::from_secs(30),
+                max_attempts: 3,
+                retry_initial: Duration::from_millis(100),
+            },
+            hooks_rx,
+            |id| CameraInfo {
+                name: format!("name of {id}"),
+                district: "620602".into(),
+                checkpoint: None,
+            },
+            Arc::new(WebhookCounters::default()),
+            cancel.clone(),
+        ));
+        // The recorder's part: forward every transition.
+        tokio::spawn(async move {
+            while let Some(t) = rx.recv().await {
+                let _ = tx.send(t);
+            }
+        });
+        m.upsert(cfg("w", sim.url(0), PullMode::Always));
+        let rt = m.runtime("w").unwrap();
+        let t = within(Duration::from_secs(5), || rt.state() == State::Online).await;
+        assert!(t.is_some(), "state changes are not held up by webhooks");
+        let delivered = within(Duration::from_secs(5), || {
+            got.lock().unwrap().iter().any(|(_, b)| {
+                serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| v["to"] == "online")
+            })
+        })
+        .await;
+        assert!(
+            delivered.is_some(),
+            "the good receiver got the change to online"
+        );
+        for (sig, body) in got.lock().unwrap().iter() {
+            assert_eq!(*sig, webhook::signature("hook-secret", body));
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(v["camera_id"], "w");
+            assert_eq!(v["name"], "name of w");
+            assert!(v["at"].as_str().unwrap().ends_with('Z'));
+        }
+        cancel.cancel();
         m.shutdown().await;
     }
 }

@@ -190,6 +190,7 @@ impl PullManager {
                 if target_changed && slot.running.lock().unwrap().is_some() {
                     // Reconnect to the new URL or credentials now.
                     self.stop(&slot);
+                    slot.rt.reconnected();
                     tracing::info!(camera = %cfg.id, "camera target changed; reconnecting");
                 }
                 slot

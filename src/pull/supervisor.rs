@@ -244,7 +244,7 @@ impl CameraRuntime {
         }
     }
 
-    fn reconnected(&self) {
+    pub(crate) fn reconnected(&self) {
         self.health.lock().unwrap().stats.reconnects += 1;
     }
 }

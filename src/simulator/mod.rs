@@ -159,6 +159,12 @@ impl Simulator {
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&opts.port.to_string());
+        // gst-rtsp-server's default pool has one thread, which serves
+        // clients one after another (each DESCRIBE waits for its media to
+        // preroll on a key frame). Real cameras answer in parallel.
+        if let Some(pool) = server.thread_pool() {
+            pool.set_max_threads(64);
+        }
         let auth = rtsp::RTSPAuth::new();
         auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Basic);
         // Anonymous clients get a role that mounts with credentials refuse.
