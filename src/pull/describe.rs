@@ -378,11 +378,13 @@ impl Conn<'_> {
                 .await
                 .map_err(|e| self.io_error(e))?;
             let resp = self.read_response().await?;
-            if resp.status == 401 && attempt == 0 && self.target.username.is_some() {
-                if let Some(ch) = parse_challenges(resp.headers_named("www-authenticate")) {
-                    self.auth = Some(ch);
-                    continue;
-                }
+            if resp.status == 401
+                && attempt == 0
+                && self.target.username.is_some()
+                && let Some(ch) = parse_challenges(resp.headers_named("www-authenticate"))
+            {
+                self.auth = Some(ch);
+                continue;
             }
             return Ok(resp);
         }
