@@ -176,23 +176,23 @@ pub fn render(t: &Telemetry) -> String {
             }
         }
     }
-    let name = "camgate_district_cameras_enabled";
-    e.family(
-        name,
-        "Enabled cameras per county-level district.",
-        Kind::Gauge,
-    );
-    for (d, (enabled, _)) in &districts {
-        e.sample(name, &[("district", d)], *enabled as f64);
-    }
-    let name = "camgate_district_cameras_online";
-    e.family(
-        name,
-        "Enabled cameras online or degraded per county-level district.",
-        Kind::Gauge,
-    );
-    for (d, (_, online)) in &districts {
-        e.sample(name, &[("district", d)], *online as f64);
+    for (name, help, online) in [
+        (
+            "camgate_district_cameras_enabled",
+            "Enabled cameras per county-level district.",
+            false,
+        ),
+        (
+            "camgate_district_cameras_online",
+            "Enabled cameras online or degraded per county-level district.",
+            true,
+        ),
+    ] {
+        e.family(name, help, Kind::Gauge);
+        for (d, (enabled, up)) in &districts {
+            let v = if online { *up } else { *enabled };
+            e.sample(name, &[("district", d)], v as f64);
+        }
     }
 
     // Gateway.

@@ -432,12 +432,10 @@ mod tests {
     #[test]
     fn parses_responses_whole_and_in_pieces() {
         let raw = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\nRTSP/1.0 404";
-        for cut in 0..raw.len() - 12 {
-            if cut < 86 {
-                assert_eq!(parse_response(&raw[..cut]).unwrap(), None, "cut {cut}");
-            }
-        }
         let (r, used) = parse_response(raw).unwrap().unwrap();
+        for cut in 0..used {
+            assert_eq!(parse_response(&raw[..cut]).unwrap(), None, "cut {cut}");
+        }
         assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
         assert_eq!(r.header("cseq"), Some("2"));
         assert_eq!(r.body, b"v=0\r\n");

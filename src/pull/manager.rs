@@ -73,7 +73,7 @@ pub struct PullManager {
     retired: Mutex<Totals>,
 }
 
-/// Gateway-wide sums of every camera's fan-out and pull counters,
+/// Gateway-wide sums of every camera's fan-out counters,
 /// including cameras since removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -82,7 +82,6 @@ pub struct Totals {
     pub frames_dropped: u64,
     pub skips: u64,
     pub lagged_out: u64,
-    pub reconnects: u64,
 }
 
 impl Totals {
@@ -94,7 +93,6 @@ impl Totals {
         self.frames_dropped += c.frames_dropped.load(Relaxed);
         self.skips += c.skips.load(Relaxed);
         self.lagged_out += c.lagged_out.load(Relaxed);
-        self.reconnects += rt.snapshot().3.reconnects;
     }
 }
 
@@ -188,7 +186,8 @@ impl PullManager {
                 let target_changed = slot.rt.set_target(cfg.target.clone());
                 *slot.config.lock().unwrap() = cfg.clone();
                 if target_changed && slot.running.lock().unwrap().is_some() {
-                    // Reconnect to the new URL or credentials now.
+                    // Reconnect to the new URL or credentials now: a new
+                    // supervisor starts below, so the reconnect is counted here.
                     self.stop(&slot);
                     slot.rt.reconnected();
                     tracing::info!(camera = %cfg.id, "camera target changed; reconnecting");

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
@@ -59,8 +59,6 @@ pub struct CameraRuntime {
     health: Mutex<HealthCell>,
     target: Mutex<PullTarget>,
     events: mpsc::UnboundedSender<Transition>,
-    /// Wakes a backing-off supervisor when the target changed.
-    pub changed: Notify,
 }
 
 impl CameraRuntime {
@@ -77,7 +75,6 @@ impl CameraRuntime {
             health: Mutex::new(HealthCell::new(initial)),
             target: Mutex::new(target),
             events,
-            changed: Notify::new(),
         }
     }
 
@@ -347,11 +344,11 @@ pub async fn run(
         }
         let delay = backoff.next_delay();
         tracing::debug!(camera = %cam.id, delay_ms = delay.as_millis() as u64, "retrying after backoff");
+        // A changed URL or credentials do not wait for this: the manager
+        // cancels this task and starts a new one on the new target.
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
-            // A changed URL or credentials: try the new ones at once.
-            _ = cam.changed.notified() => backoff.reset(),
         }
     }
 }
