@@ -1,8 +1,9 @@
 //! `camgate demo`: the gateway on a throwaway SQLite database filled with a
 //! sample catalogue: checkpoints and cameras in four districts of different
 //! shapes (a county in Gansu, a Beijing district, a Hangzhou district and
-//! Dongguan, whose townships hang directly off the prefecture). Later stages
-//! add live simulated streams to these cameras.
+//! Dongguan, whose townships hang directly off the prefecture). Each camera's
+//! RTSP URL comes from the caller: the simulator's mounts when the binary has
+//! the `gstreamer` feature.
 
 use std::collections::BTreeMap;
 
@@ -35,8 +36,14 @@ pub const STREETS: [&str; 10] = [
 pub const SPOTS: [&str; 6] = ["路口", "公交站", "小学门口", "农贸市场", "社区东门", "广场"];
 
 /// Fills the store with the sample catalogue: `cameras` cameras spread over
-/// the sample areas, 3 checkpoints per area. Returns the number of cameras.
-pub async fn seed(store: &dyn Store, cameras: usize) -> anyhow::Result<usize> {
+/// the sample areas, 3 checkpoints per area, camera `n` at `url(n)`. Every
+/// tenth camera is pulled `always`, the rest `on_demand`. Returns the number
+/// of cameras.
+pub async fn seed(
+    store: &dyn Store,
+    cameras: usize,
+    url: &dyn Fn(usize) -> String,
+) -> anyhow::Result<usize> {
     let lk = importer::lookups(store, AREAS.iter().map(|a| a.0.to_string()), [], 0).await?;
     let mut checkpoint_ids = Vec::new();
     for (i, (code, label, lon, lat)) in AREAS.iter().enumerate() {
@@ -84,7 +91,7 @@ pub async fn seed(store: &dyn Store, cameras: usize) -> anyhow::Result<usize> {
             address: Some(format!("{label}{street}{}号", 10 + n)),
             longitude: Some(Some(lon + (n % 50) as f64 * 0.001)),
             latitude: Some(Some(lat + (n % 37) as f64 * 0.001)),
-            rtsp_url: Some(format!("rtsp://127.0.0.1:8554/sim/{n}")),
+            rtsp_url: Some(url(n)),
             pull_mode: Some(if n % 10 == 0 { "always" } else { "on_demand" }.into()),
             tags: Some(BTreeMap::from([("来源".to_string(), "demo".to_string())])),
             ..Default::default()

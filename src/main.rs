@@ -27,6 +27,30 @@ struct Cli {
     command: Command,
 }
 
+/// What `camgate simulate` serves.
+#[derive(clap::Args, Debug)]
+struct SimArgs {
+    #[arg(long, default_value_t = 4)]
+    cameras: usize,
+    #[arg(long, default_value_t = 8554)]
+    port: u16,
+    /// Frames per second.
+    #[arg(long, default_value_t = 25)]
+    fps: u32,
+    /// Video bitrate per camera, kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    bitrate_kbps: u32,
+    /// Key frame every this many frames.
+    #[arg(long, default_value_t = 50)]
+    gop_frames: u32,
+    /// Video codec: h264 or h265 (x265enc, gstreamer1.0-plugins-bad).
+    #[arg(long, default_value = "h264")]
+    codec: String,
+    /// Distinct encoded streams shared by the cameras.
+    #[arg(long, default_value_t = 1)]
+    distinct: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
@@ -60,18 +84,7 @@ enum Command {
     },
     /// Serve simulated RTSP cameras at rtsp://127.0.0.1:PORT/cam/{i}
     /// (GStreamer gst-rtsp-server; build with `--features gstreamer`).
-    Simulate {
-        #[arg(long, default_value_t = 4)]
-        cameras: usize,
-        #[arg(long, default_value_t = 8554)]
-        port: u16,
-        /// Frames per second.
-        #[arg(long, default_value_t = 25)]
-        fps: u32,
-        /// Distinct encoded streams shared by the cameras.
-        #[arg(long, default_value_t = 1)]
-        distinct: usize,
-    },
+    Simulate(SimArgs),
     /// District table maintenance.
     Districts {
         #[command(subcommand)]
@@ -203,14 +216,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Simulate {
-            cameras,
-            port,
-            fps,
-            distinct,
-        } => {
+        Command::Simulate(args) => {
             logging::init("info", "text");
-            simulate(cameras, port, fps, distinct).await?;
+            simulate(args).await?;
         }
         Command::Districts {
             command: DistrictsCommand::Import { file },
@@ -262,7 +270,8 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
         config.metrics.listen = "127.0.0.1:0".into();
     }
     let store = app::open_store(&config).await?;
-    let n = demo::seed(&*store, cameras).await?;
+    let fleet = DemoFleet::start(cameras)?;
+    let n = demo::seed(&*store, cameras, &|i| fleet.url(i)).await?;
     let shutdown = app::shutdown_token();
     let engine = app::start_pulling(
         store.clone(),
@@ -291,6 +300,7 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
                 out,
                 "camgate demo: {n} sample cameras on a throwaway SQLite database"
             );
+            let _ = writeln!(out, "camgate demo: {}", fleet.describe());
             let _ = writeln!(out, "camgate demo: web UI at http://{host}/");
             let _ = writeln!(
                 out,
@@ -308,31 +318,108 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
     .await
 }
 
+/// The demo's simulated cameras: gst-rtsp-server mounts when the binary
+/// has the `gstreamer` feature and GStreamer's plugins are there, else none.
+struct DemoFleet {
+    #[cfg(feature = "gstreamer")]
+    sim: Option<camgate::simulator::Simulator>,
+    /// Why there are no simulated streams.
+    why_not: String,
+}
+
+impl DemoFleet {
+    #[cfg(feature = "gstreamer")]
+    fn start(cameras: usize) -> anyhow::Result<DemoFleet> {
+        let opts = camgate::simulator::SimOptions {
+            cameras,
+            distinct: 4,
+            ..Default::default()
+        };
+        Ok(match camgate::simulator::Simulator::start(opts) {
+            Ok(sim) => DemoFleet {
+                sim: Some(sim),
+                why_not: String::new(),
+            },
+            Err(e) => DemoFleet {
+                sim: None,
+                why_not: format!("the simulator did not start: {e:#}"),
+            },
+        })
+    }
+
+    #[cfg(not(feature = "gstreamer"))]
+    fn start(_: usize) -> anyhow::Result<DemoFleet> {
+        Ok(DemoFleet {
+            why_not: "this build has no simulator: build with --features gstreamer".into(),
+        })
+    }
+
+    fn port(&self) -> Option<u16> {
+        #[cfg(feature = "gstreamer")]
+        if let Some(sim) = &self.sim {
+            return Some(sim.port());
+        }
+        None
+    }
+
+    /// Camera `i`'s URL; without a simulator, a port nothing serves.
+    fn url(&self, i: usize) -> String {
+        match self.port() {
+            Some(p) => format!("rtsp://127.0.0.1:{p}/cam/{i}"),
+            None => format!("rtsp://127.0.0.1:8554/sim/{i}"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.port() {
+            Some(p) => format!(
+                "simulated cameras (GStreamer) at rtsp://127.0.0.1:{p}/cam/N; every tenth is pulled always, the rest on demand"
+            ),
+            None => format!("no live streams ({}); cameras show offline", self.why_not),
+        }
+    }
+}
+
 #[cfg(feature = "gstreamer")]
-async fn simulate(cameras: usize, port: u16, fps: u32, distinct: usize) -> anyhow::Result<()> {
-    let sim = camgate::simulator::Simulator::start(camgate::simulator::SimOptions {
-        cameras,
-        port,
-        fps,
-        distinct,
+fn sim_options(args: &SimArgs) -> anyhow::Result<camgate::simulator::SimOptions> {
+    use camgate::simulator::{SimCodec, SimOptions};
+    let codec = SimCodec::parse(&args.codec)
+        .ok_or_else(|| anyhow::anyhow!("--codec: `{}` is not h264 or h265", args.codec))?;
+    Ok(SimOptions {
+        cameras: args.cameras,
+        port: args.port,
+        fps: args.fps,
+        bitrate_kbps: args.bitrate_kbps,
+        gop_frames: args.gop_frames,
+        codec,
+        distinct: args.distinct,
         ..Default::default()
-    })?;
+    })
+}
+
+#[cfg(feature = "gstreamer")]
+async fn simulate(args: SimArgs) -> anyhow::Result<()> {
+    let sim = camgate::simulator::Simulator::start(sim_options(&args)?)?;
     println!(
-        "simulating {cameras} cameras at rtsp://127.0.0.1:{}/cam/0 .. /cam/{} (Ctrl-C stops)",
+        "simulating {} {} cameras at rtsp://127.0.0.1:{}/cam/0 .. /cam/{} (Ctrl-C stops)",
+        args.cameras,
+        args.codec,
         sim.port(),
-        cameras.saturating_sub(1)
+        args.cameras.saturating_sub(1)
     );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
     app::shutdown_token().cancelled().await;
     drop(sim);
     Ok(())
 }
 
 #[cfg(not(feature = "gstreamer"))]
-async fn simulate(_: usize, _: u16, _: u32, _: usize) -> anyhow::Result<()> {
+async fn simulate(_: SimArgs) -> anyhow::Result<()> {
     anyhow::bail!(
         "this camgate was built without the simulator; build it with `cargo build --features gstreamer` \
          (needs the GStreamer development packages: libgstrtspserver-1.0-dev, \
-         gstreamer1.0-plugins-good and -ugly)"
+         gstreamer1.0-plugins-good, -bad and -ugly)"
     )
 }
 

@@ -105,6 +105,36 @@ fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
     assert_eq!(s, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 40);
+    // With the simulator built in, the `always` cameras (every tenth) are
+    // pulled from it and come online.
+    #[cfg(feature = "gstreamer")]
+    {
+        let start = std::time::Instant::now();
+        let online = loop {
+            let (_, body) = http_get(&addr, "/api/v1/cameras?limit=1000");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let states: Vec<String> = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["pull_mode"] == "always")
+                .map(|c| c["state"].as_str().unwrap_or("").to_string())
+                .collect();
+            if states.len() == 4 && states.iter().all(|s| s == "online") {
+                break true;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                eprintln!("always cameras' states: {states:?}");
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        assert!(
+            online,
+            "the demo's always cameras come online; log:\n{}",
+            log()
+        );
+    }
     let (s, body) = http_get(&addr, "/");
     assert_eq!(s, 200);
     assert!(body.contains("camgate"));

@@ -24,10 +24,11 @@ pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1;
 missing=()
 [ -n "$(pg_bindir)" ] || missing+=(postgresql)
 # The `gstreamer` feature (camera simulator): build headers and the plugins
-# the simulator uses (x264enc is in -ugly, rtph264pay in -good).
+# the simulator uses (x264enc is in -ugly, x265enc and the h264/h265 parsers
+# in -bad, the RTP payloaders in -good).
 # promtool (package prometheus) checks the /metrics exposition.
 for pkg in pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
-           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly prometheus; do
+           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly prometheus; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

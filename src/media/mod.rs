@@ -83,6 +83,27 @@ pub struct Frame {
     pub data: Bytes,
 }
 
+/// Whether an H.265 access unit (4-byte length-prefixed NAL units) holds an
+/// IRAP picture: BLA, IDR or CRA (NAL unit types 16 to 21). retina marks only
+/// IDR as a random access point, but encoders with open GOPs (x265's
+/// default, some cameras) send CRA pictures at every GOP, and a decoder can
+/// start at one (it drops the leading RASL pictures). A truncated length
+/// ends the scan.
+pub fn h265_has_irap(data: &[u8]) -> bool {
+    let mut rest = data;
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(next) = rest.get(4 + len..).filter(|_| len > 0) else {
+            break;
+        };
+        if (16..=21).contains(&((rest[4] >> 1) & 0x3f)) {
+            return true;
+        }
+        rest = next;
+    }
+    false
+}
+
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Frame")
@@ -91,5 +112,46 @@ impl fmt::Debug for Frame {
             .field("is_key", &self.is_key)
             .field("bytes", &self.data.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nal(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 2) as u32).to_be_bytes().to_vec();
+        v.extend([kind << 1, 1]);
+        v.extend(body);
+        v
+    }
+
+    #[test]
+    fn h265_irap_is_found_after_other_units() {
+        // Prefix SEI (39) then CRA (21).
+        let mut au = nal(39, b"sei");
+        au.extend(nal(21, b"slice"));
+        assert!(h265_has_irap(&au));
+        // IDR_W_RADL (19), IDR_N_LP (20), BLA (16).
+        for t in [16, 19, 20] {
+            assert!(h265_has_irap(&nal(t, b"x")), "type {t}");
+        }
+    }
+
+    #[test]
+    fn h265_non_irap_and_garbage_are_not_key() {
+        let mut au = nal(1, b"trail");
+        au.extend(nal(0, b"trail_n"));
+        assert!(!h265_has_irap(&au));
+        // RSV_IRAP_VCL22 and 23 are reserved, not pictures a decoder knows.
+        assert!(!h265_has_irap(&nal(22, b"x")));
+        assert!(!h265_has_irap(&[]));
+        assert!(!h265_has_irap(&[0, 0, 0]));
+        // A length past the end stops the scan after the first unit.
+        let mut bad = nal(1, b"x");
+        bad.extend([0xff, 0xff, 0xff, 0xff, 21 << 1]);
+        assert!(!h265_has_irap(&bad));
+        // A zero length does not loop forever.
+        assert!(!h265_has_irap(&[0, 0, 0, 0, 2, 0, 0, 0, 0, 2]));
     }
 }

@@ -328,7 +328,7 @@ fn check(
         405 | 501 if method == "OPTIONS" => return Ok(()),
         401 | 403 => Reason::AuthFailed,
         404 => Reason::NotFound,
-        415 | 461 => Reason::UnsupportedCodec,
+        415 => Reason::UnsupportedCodec,
         _ => Reason::ProtocolError,
     };
     Err(PullError::new(

@@ -39,7 +39,7 @@ pub fn classify(e: &retina::Error, secret: Option<&crate::catalogue::Secret>) ->
         let reason = match status {
             401 | 403 => Reason::AuthFailed,
             404 => Reason::NotFound,
-            415 | 461 => Reason::UnsupportedCodec,
+            415 => Reason::UnsupportedCodec,
             _ => Reason::ProtocolError,
         };
         return PullError::new(reason, message);
@@ -220,11 +220,17 @@ impl PullStream for RetinaStream {
                     } else {
                         None
                     };
+                    let pts = f.timestamp().elapsed();
+                    let rap = f.is_random_access_point();
+                    let data = Bytes::from(f.into_data());
+                    let is_key = rap
+                        || (self.info.tracks[track as usize].codec == Codec::H265
+                            && crate::media::h265_has_irap(&data));
                     let frame = Frame {
                         track,
-                        pts: f.timestamp().elapsed(),
-                        is_key: f.is_random_access_point(),
-                        data: Bytes::from(f.into_data()),
+                        pts,
+                        is_key,
+                        data,
                     };
                     return Ok(Some(Pulled { frame, new_info }));
                 }

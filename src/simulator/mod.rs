@@ -2,8 +2,8 @@
 //! `rtsp://127.0.0.1:PORT/cam/{i}` served by gst-rtsp-server, an RTSP server
 //! we did not write, for tests, the demo and benchmarks.
 //!
-//! Each distinct stream is encoded once (x264, one pipeline ending in an
-//! appsink) however many mounts and clients there are: every mount's media
+//! Each distinct stream is encoded once (x264 or x265, one pipeline ending
+//! in an appsink) however many mounts and clients there are: every mount's media
 //! is an `appsrc` into which the encoder's access units are pushed (shallow
 //! buffer copies: the data is shared). Tests can stall a mount (the TCP
 //! connection stays open, nothing is sent), stop it (existing clients get
@@ -34,6 +34,70 @@ pub struct SimOptions {
     pub distinct: usize,
     /// Key frame every this many frames.
     pub gop_frames: u32,
+    /// The video codec every camera sends.
+    pub codec: SimCodec,
+    /// The RTP transports the cameras offer.
+    pub transports: SimTransports,
+}
+
+/// Which lower transports the simulated cameras accept in SETUP; a request
+/// for another is answered 461 Unsupported Transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimTransports {
+    #[default]
+    Any,
+    TcpOnly,
+    UdpOnly,
+}
+
+/// The simulated cameras' video codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimCodec {
+    #[default]
+    H264,
+    /// x265enc, in gstreamer1.0-plugins-bad. x265 keeps its default open
+    /// GOP: key frames after the first are CRA pictures, not IDR, as some
+    /// cameras send them, so the gateway's IRAP detection is exercised.
+    H265,
+}
+
+impl SimCodec {
+    /// Parses `h264` or `h265` (also `hevc`).
+    pub fn parse(s: &str) -> Option<SimCodec> {
+        match s.to_ascii_lowercase().as_str() {
+            "h264" | "avc" => Some(SimCodec::H264),
+            "h265" | "hevc" => Some(SimCodec::H265),
+            _ => None,
+        }
+    }
+
+    /// (encoder, parser, payloader, caps, the package with the encoder).
+    fn elements(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    ) {
+        match self {
+            SimCodec::H264 => (
+                "x264enc",
+                "h264parse",
+                "rtph264pay",
+                "video/x-h264,stream-format=byte-stream,alignment=au",
+                "gstreamer1.0-plugins-ugly",
+            ),
+            SimCodec::H265 => (
+                "x265enc",
+                "h265parse",
+                "rtph265pay",
+                "video/x-h265,stream-format=byte-stream,alignment=au",
+                "gstreamer1.0-plugins-bad",
+            ),
+        }
+    }
 }
 
 impl Default for SimOptions {
@@ -47,6 +111,8 @@ impl Default for SimOptions {
             bitrate_kbps: 1000,
             distinct: 1,
             gop_frames: 50,
+            codec: SimCodec::H264,
+            transports: SimTransports::Any,
         }
     }
 }
@@ -75,23 +141,22 @@ pub struct Simulator {
     auth: rtsp::RTSPAuth,
 }
 
-const CAPS: &str = "video/x-h264,stream-format=byte-stream,alignment=au";
-
 impl Simulator {
     /// Starts the encoders and the RTSP server.
     pub fn start(opts: SimOptions) -> anyhow::Result<Simulator> {
         gst::init().context("GStreamer init")?;
-        for el in [
-            "videotestsrc",
-            "x264enc",
-            "h264parse",
-            "rtph264pay",
-            "appsrc",
-            "appsink",
+        let (encoder, parser, payloader, caps, package) = opts.codec.elements();
+        for (el, pkg) in [
+            ("videotestsrc", "gstreamer1.0-plugins-base"),
+            ("appsrc", "gstreamer1.0-plugins-base"),
+            ("appsink", "gstreamer1.0-plugins-base"),
+            (encoder, package),
+            (parser, "gstreamer1.0-plugins-bad"),
+            (payloader, "gstreamer1.0-plugins-good"),
         ] {
             if gst::ElementFactory::find(el).is_none() {
                 return Err(anyhow!(
-                    "GStreamer element {el} is missing: install gstreamer1.0-plugins-base, -good and -ugly (tests/run.sh does)"
+                    "GStreamer element {el} is missing: install {pkg} (tests/run.sh does)"
                 ));
             }
         }
@@ -104,8 +169,8 @@ impl Simulator {
             let pattern = ["ball", "smpte", "snow", "pinwheel"][k % 4];
             let launch = format!(
                 "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 \
-                 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={br} \
-                 ! h264parse config-interval=-1 ! {CAPS} ! appsink name=sink sync=false max-buffers=8 drop=true",
+                 ! {encoder} tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={br} \
+                 ! {parser} config-interval=-1 ! {caps} ! appsink name=sink sync=false max-buffers=8 drop=true",
                 w = opts.width,
                 h = opts.height,
                 fps = opts.fps,
@@ -197,11 +262,18 @@ impl Simulator {
 
     fn add_factory(&self, i: usize, credentials: Option<(&str, &str)>) -> anyhow::Result<()> {
         let factory = rtsp::RTSPMediaFactory::new();
+        let (_, parser, payloader, caps, _) = self.opts.codec.elements();
         factory.set_launch(&format!(
-            "( appsrc name=src is-live=true format=time do-timestamp=true caps={CAPS} \
-             ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+            "( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} \
+             ! {parser} ! {payloader} name=pay0 pt=96 config-interval=-1 )"
         ));
         factory.set_shared(true);
+        use gstreamer_rtsp::RTSPLowerTrans;
+        factory.set_protocols(match self.opts.transports {
+            SimTransports::Any => RTSPLowerTrans::UDP | RTSPLowerTrans::TCP,
+            SimTransports::TcpOnly => RTSPLowerTrans::TCP,
+            SimTransports::UdpOnly => RTSPLowerTrans::UDP,
+        });
         let role = if let Some((user, pass)) = credentials {
             let role = format!("cam{i}");
             self.auth.add_basic(
