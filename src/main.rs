@@ -49,6 +49,10 @@ struct SimArgs {
     /// Distinct encoded streams shared by the cameras.
     #[arg(long, default_value_t = 1)]
     distinct: usize,
+    /// GStreamer videotestsrc pattern of every stream (e.g. `snow`, which
+    /// fills the bitrate); by default the streams cycle through a few.
+    #[arg(long)]
+    pattern: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -393,6 +397,7 @@ fn sim_options(args: &SimArgs) -> anyhow::Result<camgate::simulator::SimOptions>
         gop_frames: args.gop_frames,
         codec,
         distinct: args.distinct,
+        pattern: args.pattern.clone(),
         ..Default::default()
     })
 }

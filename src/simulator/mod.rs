@@ -38,6 +38,10 @@ pub struct SimOptions {
     pub codec: SimCodec,
     /// The RTP transports the cameras offer.
     pub transports: SimTransports,
+    /// videotestsrc pattern of every stream (`snow` fills the bitrate);
+    /// by default the distinct streams cycle through ball, smpte, snow and
+    /// pinwheel.
+    pub pattern: Option<String>,
 }
 
 /// Which lower transports the simulated cameras accept in SETUP; a request
@@ -113,14 +117,16 @@ impl Default for SimOptions {
             gop_frames: 50,
             codec: SimCodec::H264,
             transports: SimTransports::Any,
+            pattern: None,
         }
     }
 }
 
 #[derive(Default)]
 struct Mount {
-    /// The appsrcs of this mount's live medias.
-    sources: Vec<gst_app::AppSrc>,
+    /// The appsrcs of this mount's live medias, each with whether it waits
+    /// for the encoder's next key frame (it was primed with the last one).
+    sources: Vec<(gst_app::AppSrc, bool)>,
     stalled: bool,
     stopped: bool,
     /// `user:password` required, if any.
@@ -128,6 +134,20 @@ struct Mount {
 }
 
 type Mounts = Arc<Mutex<HashMap<usize, Mount>>>;
+/// The last key frame (with its parameter sets) of each distinct stream.
+type LastKeys = Arc<Mutex<Vec<Option<gst::Buffer>>>>;
+
+/// A shallow copy of an encoded buffer (the data is shared) without
+/// timestamps: the mount's appsrc stamps its own running time.
+fn unstamped(buffer: &gst::Buffer) -> gst::Buffer {
+    let mut b = buffer.copy();
+    {
+        let b = b.make_mut();
+        b.set_pts(gst::ClockTime::NONE);
+        b.set_dts(gst::ClockTime::NONE);
+    }
+    b
+}
 
 /// A running simulator; dropping it stops everything.
 pub struct Simulator {
@@ -135,6 +155,7 @@ pub struct Simulator {
     opts: SimOptions,
     server: rtsp::RTSPServer,
     mounts: Mounts,
+    last_keys: LastKeys,
     encoders: Vec<gst::Pipeline>,
     main_loop: glib::MainLoop,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -162,11 +183,15 @@ impl Simulator {
         }
         let mounts: Mounts = Arc::new(Mutex::new(HashMap::new()));
         let distinct = opts.distinct.max(1);
+        let last_keys: LastKeys = Arc::new(Mutex::new(vec![None; distinct]));
 
         // Encoders: one per distinct stream.
         let mut encoders = Vec::new();
         for k in 0..distinct {
-            let pattern = ["ball", "smpte", "snow", "pinwheel"][k % 4];
+            let pattern = opts
+                .pattern
+                .as_deref()
+                .unwrap_or(["ball", "smpte", "snow", "pinwheel"][k % 4]);
             let launch = format!(
                 "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 \
                  ! {encoder} tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={br} \
@@ -186,6 +211,7 @@ impl Simulator {
                 .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
                 .ok_or_else(|| anyhow!("no appsink"))?;
             let mounts2 = mounts.clone();
+            let keys2 = last_keys.clone();
             sink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
@@ -193,21 +219,21 @@ impl Simulator {
                         let Some(buffer) = sample.buffer_owned() else {
                             return Ok(gst::FlowSuccess::Ok);
                         };
+                        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                        if key {
+                            keys2.lock().unwrap()[k] = Some(buffer.clone());
+                        }
                         let mut m = mounts2.lock().unwrap();
                         for (i, mount) in m.iter_mut() {
                             if i % distinct != k || mount.stalled || mount.stopped {
                                 continue;
                             }
-                            mount.sources.retain(|src| {
-                                // A shallow copy shares the data; the mount's
-                                // appsrc stamps its own running time.
-                                let mut b = buffer.copy();
-                                {
-                                    let b = b.make_mut();
-                                    b.set_pts(gst::ClockTime::NONE);
-                                    b.set_dts(gst::ClockTime::NONE);
+                            mount.sources.retain_mut(|(src, waiting_key)| {
+                                if *waiting_key && !key {
+                                    return true;
                                 }
-                                src.push_buffer(b).is_ok()
+                                *waiting_key = false;
+                                src.push_buffer(unstamped(&buffer)).is_ok()
                             });
                         }
                         Ok(gst::FlowSuccess::Ok)
@@ -243,6 +269,7 @@ impl Simulator {
             opts: opts.clone(),
             server,
             mounts,
+            last_keys,
             encoders,
             main_loop: glib::MainLoop::new(None, false),
             thread: None,
@@ -307,6 +334,8 @@ impl Simulator {
             );
         }
         let mounts = self.mounts.clone();
+        let last_keys = self.last_keys.clone();
+        let distinct = self.opts.distinct.max(1);
         factory.connect_media_configure(move |_, media| {
             let Some(src) = media
                 .element()
@@ -317,8 +346,21 @@ impl Simulator {
             else {
                 return;
             };
+            // Prime the new media with the last key frame, as a camera
+            // answers at once: gst-rtsp-server builds the SDP only once a
+            // buffer with the parameter sets has flowed, so without this
+            // every DESCRIBE would wait up to a GOP. The media then skips
+            // the encoder's deltas until its next key frame, so the stream
+            // stays decodable.
+            let primer = last_keys.lock().unwrap()[i % distinct].clone();
             if let Some(m) = mounts.lock().unwrap().get_mut(&i) {
-                m.sources.push(src);
+                let primed = match &primer {
+                    Some(key) if !m.stalled && !m.stopped => {
+                        src.push_buffer(unstamped(key)).is_ok()
+                    }
+                    _ => false,
+                };
+                m.sources.push((src, primed));
             }
         });
         self.server
@@ -354,7 +396,7 @@ impl Simulator {
     pub fn stop(&self, i: usize) {
         if let Some(m) = self.mounts.lock().unwrap().get_mut(&i) {
             m.stopped = true;
-            for src in m.sources.drain(..) {
+            for (src, _) in m.sources.drain(..) {
                 let _ = src.end_of_stream();
             }
         }
