@@ -49,6 +49,9 @@ struct SimArgs {
     /// Distinct encoded streams shared by the cameras.
     #[arg(long, default_value_t = 1)]
     distinct: usize,
+    /// Audio track: none, pcma (G.711 A-law) or aac.
+    #[arg(long, default_value = "none")]
+    audio: String,
     /// GStreamer videotestsrc pattern of every stream (e.g. `snow`, which
     /// fills the bitrate); by default the streams cycle through a few.
     #[arg(long)]
@@ -386,10 +389,17 @@ impl DemoFleet {
 
 #[cfg(feature = "gstreamer")]
 fn sim_options(args: &SimArgs) -> anyhow::Result<camgate::simulator::SimOptions> {
-    use camgate::simulator::{SimCodec, SimOptions};
+    use camgate::simulator::{SimAudio, SimCodec, SimOptions};
     let codec = SimCodec::parse(&args.codec)
         .ok_or_else(|| anyhow::anyhow!("--codec: `{}` is not h264 or h265", args.codec))?;
+    let audio = match args.audio.as_str() {
+        "none" => SimAudio::None,
+        "pcma" => SimAudio::Pcma,
+        "aac" => SimAudio::Aac,
+        other => anyhow::bail!("--audio: `{other}` is not none, pcma or aac"),
+    };
     Ok(SimOptions {
+        audio,
         cameras: args.cameras,
         port: args.port,
         fps: args.fps,

@@ -18,10 +18,11 @@ mod sim {
     use camgate::catalogue::{PullMode, Secret, Transport};
     use camgate::health::probe::{self, ProbeCounters, ProbeOptions};
     use camgate::health::{Reason, State};
+    use camgate::media::Codec;
     use camgate::pull::describe;
     use camgate::pull::retina_source::RetinaSource;
     use camgate::pull::{PullConfig, PullManager, PullOptions, PullTarget};
-    use camgate::simulator::{SimCodec, SimOptions, SimTransports, Simulator};
+    use camgate::simulator::{SimAudio, SimCodec, SimOptions, SimTransports, Simulator};
 
     fn cfg(id: &str, url: String, mode: PullMode) -> PullConfig {
         PullConfig {
@@ -134,6 +135,60 @@ mod sim {
             stats.frame_rate
         );
         m.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn g711_and_aac_audio_are_carried_through() {
+        for (audio, codec) in [(SimAudio::Pcma, Codec::Pcma), (SimAudio::Aac, Codec::Aac)] {
+            let sim = Simulator::start(SimOptions {
+                cameras: 1,
+                audio,
+                ..Default::default()
+            })
+            .unwrap();
+            let (m, _rx) = manager(PullOptions {
+                start_spread: Duration::ZERO,
+                ..Default::default()
+            });
+            m.upsert(cfg("av", sim.url(0), PullMode::Always));
+            let rt = m.runtime("av").unwrap();
+            let online = within(Duration::from_secs(10), || rt.state() == State::Online).await;
+            assert!(online.is_some(), "{audio:?}: {:?}", rt.snapshot());
+            // Join mid-GOP, with audio flowing: the first frame is still a
+            // video key frame (audio never restarts the GOP cache).
+            tokio::time::sleep(Duration::from_millis(1300)).await;
+            let mut sub = m.subscribe("av").unwrap();
+            let info = sub.info().expect("stream info once online");
+            let codecs: Vec<Codec> = info.tracks.iter().map(|t| t.codec).collect();
+            assert_eq!(codecs, vec![Codec::H264, codec], "{audio:?}");
+            let (mut video, mut audio_frames) = (0, 0);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && (video < 25 || audio_frames < 10) {
+                let d = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+                    .await
+                    .expect("frames keep coming")
+                    .expect("subscribed");
+                if video == 0 && audio_frames == 0 {
+                    assert!(
+                        d.frame.track == 0 && d.frame.is_key,
+                        "{audio:?}: first frame {:?}",
+                        d.frame
+                    );
+                }
+                if d.frame.track == 0 {
+                    video += 1;
+                } else {
+                    assert!(!d.frame.is_key, "audio frames are never key");
+                    assert!(!d.frame.data.is_empty());
+                    audio_frames += 1;
+                }
+            }
+            assert!(
+                video >= 25 && audio_frames >= 10,
+                "{audio:?}: {video} video, {audio_frames} audio frames"
+            );
+            m.shutdown().await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -346,6 +346,11 @@ impl Subscriber {
         }
     }
 
+    /// The camera's current track parameters, once its stream is open.
+    pub fn info(&self) -> Option<Arc<StreamInfo>> {
+        self.fanout.upgrade().and_then(|f| f.info())
+    }
+
     /// Frames waiting in this subscriber's queue.
     pub fn queued(&self) -> usize {
         self.shared.q.lock().unwrap().queue.len()

@@ -77,7 +77,8 @@ pub struct Frame {
     pub track: u8,
     /// Presentation time in the track's clock units, from the stream start.
     pub pts: i64,
-    /// A video frame a decoder can start at (IDR / IRAP).
+    /// A video frame a decoder can start at (IDR / IRAP). Audio frames
+    /// are never key: streams start and GOP caches restart at video ones.
     pub is_key: bool,
     /// Frame data: for H.264/H.265, AVC-style length-prefixed NAL units.
     pub data: Bytes,

@@ -238,10 +238,13 @@ impl PullStream for RetinaStream {
                     let Some(track) = self.track_of_stream(f.stream_id()) else {
                         continue;
                     };
+                    // Audio frames are never key frames: a subscriber
+                    // starts at a video key frame and the GOP cache
+                    // restarts only there.
                     let frame = Frame {
                         track,
                         pts: f.timestamp().elapsed(),
-                        is_key: true,
+                        is_key: false,
                         data: Bytes::copy_from_slice(f.data()),
                     };
                     return Ok(Some(Pulled {

@@ -38,10 +38,63 @@ pub struct SimOptions {
     pub codec: SimCodec,
     /// The RTP transports the cameras offer.
     pub transports: SimTransports,
+    /// An audio track besides the video, when set.
+    pub audio: SimAudio,
     /// videotestsrc pattern of every stream (`snow` fills the bitrate);
     /// by default the distinct streams cycle through ball, smpte, snow and
     /// pinwheel.
     pub pattern: Option<String>,
+}
+
+/// The simulated cameras' audio track: a sine tone per media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimAudio {
+    #[default]
+    None,
+    /// G.711 A-law, 8 kHz (alawenc, gstreamer1.0-plugins-good).
+    Pcma,
+    /// AAC-LC, 16 kHz, RFC 3640 (voaacenc, gstreamer1.0-plugins-bad).
+    Aac,
+}
+
+impl SimAudio {
+    /// The encoder pipeline's audio branch, ending in appsink `asink`.
+    fn encoder_branch(self) -> &'static str {
+        match self {
+            SimAudio::None => "",
+            SimAudio::Pcma => {
+                "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=8000,channels=1 \
+                 ! alawenc ! appsink name=asink sync=false max-buffers=16 drop=true"
+            }
+            SimAudio::Aac => {
+                "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=16000,channels=1 \
+                 ! voaacenc ! appsink name=asink sync=false max-buffers=16 drop=true"
+            }
+        }
+    }
+
+    /// The media pipeline's audio branch: appsrc `asrc` (its caps are set
+    /// from the encoder's on the first push) into payloader `pay1`.
+    fn media_branch(self) -> &'static str {
+        match self {
+            SimAudio::None => "",
+            SimAudio::Pcma => {
+                "appsrc name=asrc is-live=true format=time do-timestamp=true ! rtppcmapay name=pay1 pt=8"
+            }
+            SimAudio::Aac => {
+                "appsrc name=asrc is-live=true format=time do-timestamp=true ! rtpmp4gpay name=pay1 pt=97"
+            }
+        }
+    }
+
+    /// (element, package) the branch needs.
+    fn needs(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            SimAudio::None => None,
+            SimAudio::Pcma => Some(("alawenc", "gstreamer1.0-plugins-good")),
+            SimAudio::Aac => Some(("voaacenc", "gstreamer1.0-plugins-bad")),
+        }
+    }
 }
 
 /// Which lower transports the simulated cameras accept in SETUP; a request
@@ -118,6 +171,7 @@ impl Default for SimOptions {
             codec: SimCodec::H264,
             transports: SimTransports::Any,
             pattern: None,
+            audio: SimAudio::None,
         }
     }
 }
@@ -127,6 +181,8 @@ struct Mount {
     /// The appsrcs of this mount's live medias, each with whether it waits
     /// for the encoder's next key frame (it was primed with the last one).
     sources: Vec<(gst_app::AppSrc, bool)>,
+    /// The audio appsrcs of this mount's live medias.
+    audio_sources: Vec<gst_app::AppSrc>,
     stalled: bool,
     stopped: bool,
     /// `user:password` required, if any.
@@ -174,7 +230,10 @@ impl Simulator {
             (encoder, package),
             (parser, "gstreamer1.0-plugins-bad"),
             (payloader, "gstreamer1.0-plugins-good"),
-        ] {
+        ]
+        .into_iter()
+        .chain(opts.audio.needs())
+        {
             if gst::ElementFactory::find(el).is_none() {
                 return Err(anyhow!(
                     "GStreamer element {el} is missing: install {pkg} (tests/run.sh does)"
@@ -195,7 +254,9 @@ impl Simulator {
             let launch = format!(
                 "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 \
                  ! {encoder} tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={br} \
-                 ! {parser} config-interval=-1 ! {caps} ! appsink name=sink sync=false max-buffers=8 drop=true",
+                 ! {parser} config-interval=-1 ! {caps} ! appsink name=sink sync=false max-buffers=8 drop=true \
+                 {audio}",
+                audio = opts.audio.encoder_branch(),
                 w = opts.width,
                 h = opts.height,
                 fps = opts.fps,
@@ -240,6 +301,35 @@ impl Simulator {
                     })
                     .build(),
             );
+            if let Some(asink) = pipeline
+                .by_name("asink")
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            {
+                let mounts3 = mounts.clone();
+                asink.set_callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            let Some(buffer) = sample.buffer_owned() else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
+                            let mut m = mounts3.lock().unwrap();
+                            for (i, mount) in m.iter_mut() {
+                                if i % distinct != k || mount.stalled || mount.stopped {
+                                    continue;
+                                }
+                                mount.audio_sources.retain(|src| {
+                                    if src.caps().is_none() {
+                                        src.set_caps(sample.caps().map(|c| c.to_owned()).as_ref());
+                                    }
+                                    src.push_buffer(unstamped(&buffer)).is_ok()
+                                });
+                            }
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                );
+            }
             pipeline
                 .set_state(gst::State::Playing)
                 .context("start encoder")?;
@@ -292,7 +382,8 @@ impl Simulator {
         let (_, parser, payloader, caps, _) = self.opts.codec.elements();
         factory.set_launch(&format!(
             "( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} \
-             ! {parser} ! {payloader} name=pay0 pt=96 config-interval=-1 )"
+             ! {parser} ! {payloader} name=pay0 pt=96 config-interval=-1 {audio} )",
+            audio = self.opts.audio.media_branch(),
         ));
         factory.set_shared(true);
         use gstreamer_rtsp::RTSPLowerTrans;
@@ -337,15 +428,17 @@ impl Simulator {
         let last_keys = self.last_keys.clone();
         let distinct = self.opts.distinct.max(1);
         factory.connect_media_configure(move |_, media| {
-            let Some(src) = media
-                .element()
-                .downcast::<gst::Bin>()
-                .ok()
-                .and_then(|bin| bin.by_name("src"))
-                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            else {
+            let Ok(bin) = media.element().downcast::<gst::Bin>() else {
                 return;
             };
+            let appsrc = |name: &str| {
+                bin.by_name(name)
+                    .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            };
+            let Some(src) = appsrc("src") else {
+                return;
+            };
+            let audio = appsrc("asrc");
             // Prime the new media with the last key frame, as a camera
             // answers at once: gst-rtsp-server builds the SDP only once a
             // buffer with the parameter sets has flowed, so without this
@@ -361,6 +454,7 @@ impl Simulator {
                     _ => false,
                 };
                 m.sources.push((src, primed));
+                m.audio_sources.extend(audio);
             }
         });
         self.server
@@ -399,6 +493,9 @@ impl Simulator {
             for (src, _) in m.sources.drain(..) {
                 let _ = src.end_of_stream();
             }
+            for src in m.audio_sources.drain(..) {
+                let _ = src.end_of_stream();
+            }
         }
         if let Some(mp) = self.server.mount_points() {
             mp.remove_factory(&format!("/cam/{i}"));
@@ -425,6 +522,7 @@ impl Simulator {
         if let Some(m) = self.mounts.lock().unwrap().get_mut(&i) {
             m.credentials = Some((user.to_string(), password.to_string()));
             m.sources.clear();
+            m.audio_sources.clear();
         }
         self.add_factory(i, Some((user, password)))
     }
