@@ -45,7 +45,8 @@ impl Gateway {
             &cfg,
             format!(
                 "data_dir = {dir:?}\n[server]\nlisten = \"{http}\"\n[log]\nlevel = \"warn\"\n\
-                 [metrics]\nlisten = \"{metrics}\"\n[pull]\nstart_spread_secs = {spread_secs}\n"
+                 [metrics]\nlisten = \"{metrics}\"\n[relay]\nrtsp_listen = \"127.0.0.1:0\"\n\
+                 [pull]\nstart_spread_secs = {spread_secs}\n"
             ),
         )
         .unwrap();

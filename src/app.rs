@@ -221,6 +221,8 @@ pub struct Bound {
     pub http: SocketAddr,
     /// The ops listener (`/metrics`), unless turned off.
     pub metrics: Option<SocketAddr>,
+    /// The RTSP relay, unless turned off.
+    pub rtsp: Option<SocketAddr>,
 }
 
 /// Serves HTTP on `config.server.listen` (and metrics on
@@ -272,6 +274,24 @@ pub async fn serve_on(
             }
         });
     }
+    let mut rtsp_addr = None;
+    if !config.relay.rtsp_listen.is_empty() {
+        let l = tokio::net::TcpListener::bind(&config.relay.rtsp_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (relay.rtsp_listen)",
+                    config.relay.rtsp_listen
+                )
+            })?;
+        rtsp_addr = Some(l.local_addr()?);
+        let server = crate::relay::rtsp::RtspServer::new(
+            engine.pulls.clone(),
+            config.relay.rtsp_options(),
+            engine.telemetry.rtsp.clone(),
+        );
+        tokio::spawn(server.serve(l, shutdown.clone()));
+    }
     let router = api::router(AppState {
         store: store.clone(),
         config,
@@ -280,6 +300,7 @@ pub async fn serve_on(
     on_ready(Bound {
         http: addr,
         metrics: metrics_addr,
+        rtsp: rtsp_addr,
     });
     let token = shutdown.clone();
     let server = axum::serve(listener, router)

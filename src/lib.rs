@@ -17,6 +17,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod pull;
+pub mod relay;
 #[cfg(feature = "gstreamer")]
 pub mod simulator;
 pub mod store;

@@ -142,7 +142,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             .await?;
             app::serve(Arc::new(config), store, engine, shutdown, |bound| {
                 let metrics = bound.metrics.map(|m| m.to_string()).unwrap_or_default();
-                tracing::info!(addr = %bound.http, metrics, "camgate is serving");
+                let rtsp = bound.rtsp.map(|m| m.to_string()).unwrap_or_default();
+                tracing::info!(addr = %bound.http, metrics, rtsp, "camgate is serving");
             })
             .await?;
         }
@@ -276,6 +277,11 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
     {
         config.metrics.listen = "127.0.0.1:0".into();
     }
+    // The RTSP relay: 8554 on loopback when free, else any free port.
+    config.relay.rtsp_listen = "127.0.0.1:8554".into();
+    if std::net::TcpListener::bind(&config.relay.rtsp_listen).is_err() {
+        config.relay.rtsp_listen = "127.0.0.1:0".into();
+    }
     let store = app::open_store(&config).await?;
     let fleet = DemoFleet::start(cameras)?;
     let n = demo::seed(&*store, cameras, &|i| fleet.url(i)).await?;
@@ -313,6 +319,12 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
                 out,
                 "camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)"
             );
+            if let Some(r) = bound.rtsp {
+                let _ = writeln!(
+                    out,
+                    "camgate demo: RTSP relay at rtsp://{r}/cam/<camera id>"
+                );
+            }
             if let Some(m) = bound.metrics {
                 let _ = writeln!(
                     out,

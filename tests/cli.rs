@@ -156,7 +156,7 @@ fn serve_uses_config_file_and_env() {
     let cfg = dir.path().join("camgate.toml");
     std::fs::write(
         &cfg,
-        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[relay]\nrtsp_listen = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut child = Command::new(BIN)

@@ -3,8 +3,8 @@
 #
 # 1. Installs what the tests need when it is missing (apt-get): PostgreSQL
 #    server binaries, GStreamer with gst-rtsp-server and the x264 encoder (the
-#    camera simulator). Later stages add ffmpeg and Chromium as their tests
-#    arrive.
+#    camera simulator), ffmpeg and GStreamer's command-line tools (clients
+#    of the relay). Chromium arrives with the browser tests.
 # 2. Starts a throwaway PostgreSQL on 127.0.0.1 (initdb in a temp dir, a free
 #    port, trust auth for the loopback only).
 # 3. Runs `cargo test --all-features`; every store and API test runs on SQLite
@@ -26,9 +26,12 @@ missing=()
 # The `gstreamer` feature (camera simulator): build headers and the plugins
 # the simulator uses (x264enc is in -ugly, x265enc and the h264/h265 parsers
 # in -bad, the RTP payloaders in -good).
-# promtool (package prometheus) checks the /metrics exposition.
+# promtool (package prometheus) checks the /metrics exposition. The relay
+# tests play our output with ffprobe/ffmpeg and GStreamer's rtspsrc
+# (gst-launch-1.0 in -tools, avdec_h264 in -libav).
 for pkg in pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
-           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly prometheus; do
+           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly prometheus \
+           ffmpeg gstreamer1.0-tools gstreamer1.0-libav; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -23,6 +23,7 @@ pub struct Config {
     pub health: HealthConfig,
     pub metrics: MetricsConfig,
     pub webhooks: WebhooksConfig,
+    pub relay: RelayConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -216,6 +217,37 @@ impl Default for MetricsConfig {
     }
 }
 
+/// Re-serving cameras to viewers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// RTSP server address (`rtsp://HOST:PORT/cam/{id}`); empty turns it off.
+    pub rtsp_listen: String,
+    /// How long a viewer's request waits for a camera's stream to open.
+    pub open_timeout_secs: u64,
+    /// A viewer whose socket accepts nothing for this long is disconnected.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            rtsp_listen: "0.0.0.0:8554".into(),
+            open_timeout_secs: 10,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+impl RelayConfig {
+    pub fn rtsp_options(&self) -> crate::relay::rtsp::RtspOptions {
+        crate::relay::rtsp::RtspOptions {
+            open_timeout: std::time::Duration::from_secs(self.open_timeout_secs),
+            write_timeout: std::time::Duration::from_secs(self.write_timeout_secs),
+        }
+    }
+}
+
 /// Webhooks called on every camera state change.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -269,6 +301,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             metrics: MetricsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            relay: RelayConfig::default(),
         }
     }
 }
@@ -524,6 +557,25 @@ impl Config {
                     self.metrics.listen
                 ),
             ));
+        }
+        if !self.relay.rtsp_listen.is_empty()
+            && self.relay.rtsp_listen.parse::<SocketAddr>().is_err()
+        {
+            return Err(err(
+                "relay.rtsp_listen",
+                format!(
+                    "{:?} is not an address like 0.0.0.0:8554 (empty turns RTSP off)",
+                    self.relay.rtsp_listen
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("relay.open_timeout_secs", self.relay.open_timeout_secs),
+            ("relay.write_timeout_secs", self.relay.write_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(err(key, "must be at least 1".to_string()));
+            }
         }
         let w = &self.webhooks;
         for (i, u) in w.urls.iter().enumerate() {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
@@ -36,8 +36,8 @@ pub struct Telemetry {
     pub recorder: Arc<RecorderCounters>,
     pub probes: Arc<ProbeCounters>,
     pub webhooks: Arc<WebhookCounters>,
-    /// Bytes sent to viewers by every relay.
-    pub bytes_out: AtomicU64,
+    /// The RTSP relay's counters.
+    pub rtsp: Arc<crate::relay::rtsp::RtspCounters>,
 }
 
 impl Telemetry {
@@ -47,7 +47,7 @@ impl Telemetry {
             recorder: Default::default(),
             probes: Default::default(),
             webhooks: Default::default(),
-            bytes_out: AtomicU64::new(0),
+            rtsp: Default::default(),
         }
     }
 }
@@ -225,7 +225,13 @@ pub fn render(t: &Telemetry) -> String {
         "camgate_sent_bytes_total",
         "Media bytes sent to viewers by every relay.",
         Kind::Counter,
-        t.bytes_out.load(Ordering::Relaxed) as f64,
+        t.rtsp.bytes_out.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "camgate_rtsp_sessions_total",
+        "RTSP viewer sessions started (PLAY).",
+        Kind::Counter,
+        t.rtsp.sessions.load(Ordering::Relaxed) as f64,
     );
     e.single(
         "camgate_dropped_frames_total",

@@ -212,6 +212,8 @@ pub struct Simulator {
     server: rtsp::RTSPServer,
     mounts: Mounts,
     last_keys: LastKeys,
+    /// RTSP connections accepted so far.
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     encoders: Vec<gst::Pipeline>,
     main_loop: glib::MainLoop,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -360,6 +362,7 @@ impl Simulator {
             server,
             mounts,
             last_keys,
+            connections: Default::default(),
             encoders,
             main_loop: glib::MainLoop::new(None, false),
             thread: None,
@@ -370,6 +373,10 @@ impl Simulator {
             sim.add_factory(i, None)?;
         }
         let mut sim = sim;
+        let connections = sim.connections.clone();
+        sim.server.connect_client_connected(move |_, _| {
+            connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
         let _source = sim.server.attach(None).context("attach the RTSP server")?;
         sim.port = sim.server.bound_port() as u16;
         let ml = sim.main_loop.clone();
@@ -462,6 +469,11 @@ impl Simulator {
             .ok_or_else(|| anyhow!("no mount points"))?
             .add_factory(&format!("/cam/{i}"), factory);
         Ok(())
+    }
+
+    /// RTSP connections the server has accepted so far (pulls and probes).
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The port the server listens on.

@@ -1,0 +1,4 @@
+//! Relay stages: each reads a camera's frames from its fan-out and serves
+//! them to viewers in one protocol.
+
+pub mod rtsp;

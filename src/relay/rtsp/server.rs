@@ -1,0 +1,457 @@
+//! The relay's RTSP server: `rtsp://HOST:PORT/cam/{camera_id}`.
+//!
+//! One task per connection. DESCRIBE subscribes to the camera's fan-out
+//! (which starts an `on_demand` pull) and answers once the camera's track
+//! parameters are known; SETUP takes RTP over TCP interleaved; PLAY streams
+//! from the GOP cache's key frame on. Every viewer of a camera shares its one
+//! pull: payloads are slices of the frames' shared buffers, written with
+//! vectored writes next to per-viewer headers.
+//!
+//! A viewer that cannot keep up is handled by the fan-out (it skips to the
+//! next key frame, and one that stays behind is dropped, which ends its
+//! connection); a write that makes no progress for `write_timeout` ends it
+//! too, so a reader that stopped reading holds nothing.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::message::{self, Incoming, Request};
+use super::{rtp, sdp};
+use crate::fanout::Subscriber;
+use crate::media::{Codec, StreamInfo};
+use crate::pull::PullManager;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct RtspOptions {
+    /// How long DESCRIBE waits for a camera's stream to open.
+    pub open_timeout: Duration,
+    /// A write that makes no progress for this long ends the connection.
+    pub write_timeout: Duration,
+}
+
+impl Default for RtspOptions {
+    fn default() -> Self {
+        RtspOptions {
+            open_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the RTSP server counts, for metrics.
+#[derive(Debug, Default)]
+pub struct RtspCounters {
+    pub sessions: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// The server's shared state.
+pub struct RtspServer {
+    pulls: Arc<PullManager>,
+    opts: RtspOptions,
+    pub counters: Arc<RtspCounters>,
+}
+
+/// Socket send buffer per viewer connection.
+const SEND_BUFFER: usize = 256 * 1024;
+
+const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+impl RtspServer {
+    pub fn new(
+        pulls: Arc<PullManager>,
+        opts: RtspOptions,
+        counters: Arc<RtspCounters>,
+    ) -> Arc<RtspServer> {
+        Arc::new(RtspServer {
+            pulls,
+            opts,
+            counters,
+        })
+    }
+
+    /// Accepts connections until `cancel`.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, cancel: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    // A modest send buffer: a viewer that stops reading
+                    // blocks our writes within about a second instead of
+                    // after the kernel has queued megabytes for it.
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+                    let server = self.clone();
+                    let cancel = cancel.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = cancel.cancelled() => {}
+                            r = server.connection(stream, peer) => {
+                                if let Err(e) = r {
+                                    tracing::debug!(%peer, error = %e, "RTSP connection ended");
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "RTSP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+        let (mut rd, mut wr) = stream.into_split();
+        let mut conn = Conn::default();
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            // Handle whatever whole messages are buffered.
+            loop {
+                match message::parse(&buf) {
+                    Ok(None) => break,
+                    Ok(Some((m, n))) => {
+                        let _ = buf.split_to(n);
+                        if let Incoming::Request(req) = m {
+                            let (resp, close) = self.handle(&mut conn, &req, peer).await;
+                            self.write_all(&mut wr, &resp).await?;
+                            if close {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let resp = message::response(400, "Bad Request", None, &[], e.0.as_bytes());
+                        let _ = self.write_all(&mut wr, &resp).await;
+                        return Ok(());
+                    }
+                }
+            }
+            if conn.playing {
+                let sub = conn.sub.as_mut().expect("playing has a subscriber");
+                tokio::select! {
+                    d = sub.recv() => {
+                        let Some(d) = d else {
+                            tracing::debug!(%peer, "RTSP viewer dropped by the fan-out");
+                            return Ok(());
+                        };
+                        let frame = &d.frame;
+                        let Some(out) = conn.tracks.iter_mut().find(|t| t.index == frame.track) else {
+                            continue;
+                        };
+                        let pieces = rtp::packetize(out.codec, frame);
+                        let ts = out.ts_base.wrapping_add(frame.pts as u32);
+                        let mut heads: Vec<[u8; 16]> = Vec::with_capacity(pieces.len());
+                        for p in &pieces {
+                            let len = 12 + p.prefix.len as usize + p.payload.len();
+                            let mut h = [0u8; 16];
+                            h[0] = b'$';
+                            h[1] = out.channel;
+                            h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                            h[4..16].copy_from_slice(&rtp::header(out.pt, p.marker, out.seq, ts, out.ssrc));
+                            out.seq = out.seq.wrapping_add(1);
+                            heads.push(h);
+                        }
+                        let mut slices = Vec::with_capacity(pieces.len() * 3);
+                        for (h, p) in heads.iter().zip(&pieces) {
+                            slices.push(IoSlice::new(h));
+                            if p.prefix.len > 0 {
+                                slices.push(IoSlice::new(p.prefix.as_slice()));
+                            }
+                            slices.push(IoSlice::new(&p.payload));
+                        }
+                        self.write_vectored_all(&mut wr, &mut slices).await?;
+                    }
+                    n = read_more(&mut rd, &mut buf) => {
+                        if n? == 0 {
+                            return Ok(());
+                        }
+                    }
+                }
+            } else if read_more(&mut rd, &mut buf).await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn write_all<W: AsyncWrite + Unpin>(&self, w: &mut W, b: &[u8]) -> std::io::Result<()> {
+        tokio::time::timeout(self.opts.write_timeout, w.write_all(b))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))??;
+        self.counters
+            .bytes_out
+            .fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes every slice, each write bounded by the write timeout.
+    async fn write_vectored_all<W: AsyncWrite + Unpin>(
+        &self,
+        w: &mut W,
+        mut slices: &mut [IoSlice<'_>],
+    ) -> std::io::Result<()> {
+        while !slices.is_empty() {
+            let n = tokio::time::timeout(self.opts.write_timeout, w.write_vectored(slices))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "viewer stopped reading")
+                })??;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.counters
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+            IoSlice::advance_slices(&mut slices, n);
+        }
+        Ok(())
+    }
+
+    /// Answers one request: the response bytes, and whether to close.
+    async fn handle(&self, conn: &mut Conn, req: &Request, peer: SocketAddr) -> (Vec<u8>, bool) {
+        let cseq = req.cseq();
+        let simple = |status: u16, reason: &str| message::response(status, reason, cseq, &[], &[]);
+        match req.method.as_str() {
+            "OPTIONS" => (
+                message::response(200, "OK", cseq, &[("Public", PUBLIC.into())], &[]),
+                false,
+            ),
+            "DESCRIBE" => {
+                let Some((id, None)) = message::camera_path(&req.uri) else {
+                    return (simple(404, "Not Found"), false);
+                };
+                let info = match self.open(conn, &id).await {
+                    Ok(info) => info,
+                    Err((status, reason)) => return (simple(status, reason), false),
+                };
+                let name = self.pulls.config(&id).map(|c| c.name).unwrap_or_default();
+                let Some((body, _)) = sdp::session(&info, conn.session_id(), &name) else {
+                    return (simple(415, "Unsupported Media Type"), false);
+                };
+                let base = format!(
+                    "{}/",
+                    req.uri
+                        .split('?')
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches('/')
+                );
+                let headers = [
+                    ("Content-Type", "application/sdp".to_string()),
+                    ("Content-Base", base),
+                ];
+                (
+                    message::response(200, "OK", cseq, &headers, body.as_bytes()),
+                    false,
+                )
+            }
+            "SETUP" => {
+                let Some((id, track)) = message::camera_path(&req.uri) else {
+                    return (simple(404, "Not Found"), false);
+                };
+                if conn.playing {
+                    return (simple(455, "Method Not Valid in This State"), false);
+                }
+                let info = match self.open(conn, &id).await {
+                    Ok(info) => info,
+                    Err((status, reason)) => return (simple(status, reason), false),
+                };
+                let Some((_, described)) = sdp::session(&info, 0, "") else {
+                    return (simple(415, "Unsupported Media Type"), false);
+                };
+                let index = match track {
+                    Some(t) => t,
+                    None if described.len() == 1 => described[0],
+                    None => return (simple(459, "Aggregate Operation Not Allowed"), false),
+                };
+                if !described.contains(&index) {
+                    return (simple(404, "Not Found"), false);
+                }
+                let Some(t) = req.header("transport").and_then(message::parse_transport) else {
+                    return (simple(461, "Unsupported Transport"), false);
+                };
+                if !t.tcp || t.multicast {
+                    // UDP re-serving is not offered yet: clients fall back
+                    // to TCP interleaving on 461.
+                    return (simple(461, "Unsupported Transport"), false);
+                }
+                let channel = t.interleaved.map_or(index * 2, |(a, _)| a);
+                if let Some(session) = req.header("session") {
+                    let sid = session.split(';').next().unwrap_or("").trim();
+                    if conn.session.as_deref().is_some_and(|s| s != sid) {
+                        return (simple(454, "Session Not Found"), false);
+                    }
+                }
+                let tr = &info.tracks[index as usize];
+                let out = TrackOut {
+                    index,
+                    channel,
+                    codec: tr.codec,
+                    pt: sdp::payload_type(tr),
+                    seq: fastrand::u16(..),
+                    ssrc: fastrand::u32(..),
+                    ts_base: fastrand::u32(..),
+                };
+                conn.tracks.retain(|o| o.index != index);
+                conn.tracks.push(out);
+                let session = conn
+                    .session
+                    .get_or_insert_with(|| format!("{:016X}", fastrand::u64(..)))
+                    .clone();
+                let headers = [
+                    (
+                        "Transport",
+                        format!(
+                            "RTP/AVP/TCP;unicast;interleaved={channel}-{};ssrc={:08X};mode=\"PLAY\"",
+                            channel.wrapping_add(1),
+                            out.ssrc
+                        ),
+                    ),
+                    ("Session", format!("{session};timeout=60")),
+                ];
+                (message::response(200, "OK", cseq, &headers, &[]), false)
+            }
+            "PLAY" => {
+                if conn.tracks.is_empty() || conn.session.is_none() {
+                    return (simple(455, "Method Not Valid in This State"), false);
+                }
+                if !session_matches(conn, req) {
+                    return (simple(454, "Session Not Found"), false);
+                }
+                let base = req
+                    .uri
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .to_string();
+                let rtp_info: Vec<String> = conn
+                    .tracks
+                    .iter()
+                    .map(|t| format!("url={base}/trackID={};seq={}", t.index, t.seq))
+                    .collect();
+                let headers = [
+                    ("Range", "npt=0.000-".to_string()),
+                    ("Session", conn.session.clone().unwrap_or_default()),
+                    ("RTP-Info", rtp_info.join(",")),
+                ];
+                if !conn.playing {
+                    conn.playing = true;
+                    self.counters.sessions.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, camera = conn.camera.as_deref().unwrap_or(""), "RTSP play");
+                }
+                (message::response(200, "OK", cseq, &headers, &[]), false)
+            }
+            "TEARDOWN" => (simple(200, "OK"), true),
+            "GET_PARAMETER" | "SET_PARAMETER" => {
+                if req.header("session").is_some() && !session_matches(conn, req) {
+                    return (simple(454, "Session Not Found"), false);
+                }
+                (simple(200, "OK"), false)
+            }
+            "PAUSE" | "RECORD" | "ANNOUNCE" => (simple(405, "Method Not Allowed"), false),
+            _ => (simple(501, "Not Implemented"), false),
+        }
+    }
+
+    /// Subscribes this connection to camera `id` (once) and waits for the
+    /// stream's track parameters.
+    async fn open(
+        &self,
+        conn: &mut Conn,
+        id: &str,
+    ) -> Result<Arc<StreamInfo>, (u16, &'static str)> {
+        if conn.camera.as_deref().is_some_and(|c| c != id) {
+            return Err((459, "Aggregate Operation Not Allowed"));
+        }
+        if conn.sub.is_none() {
+            let cfg = self.pulls.config(id).ok_or((404, "Not Found"))?;
+            if !cfg.enabled {
+                return Err((404, "Not Found"));
+            }
+            conn.sub = Some(self.pulls.subscribe(id).ok_or((404, "Not Found"))?);
+            conn.camera = Some(id.to_string());
+        }
+        let sub = conn.sub.as_ref().expect("subscribed");
+        let deadline = tokio::time::Instant::now() + self.opts.open_timeout;
+        loop {
+            if let Some(info) = sub.info().filter(|i| video_ready(i)) {
+                return Ok(info);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err((503, "Service Unavailable"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn video_ready(info: &StreamInfo) -> bool {
+    info.video().is_some_and(|v| !v.extra_data.is_empty())
+}
+
+fn session_matches(conn: &Conn, req: &Request) -> bool {
+    let sid = req
+        .header("session")
+        .map(|s| s.split(';').next().unwrap_or("").trim());
+    sid.is_some() && sid == conn.session.as_deref()
+}
+
+async fn read_more<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.len() > message::MAX_HEAD_BYTES + message::MAX_BODY_BYTES + 65_536 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "client sent too much",
+        ));
+    }
+    buf.reserve(4096);
+    rd.read_buf(buf).await
+}
+
+/// A connection's state.
+#[derive(Default)]
+struct Conn {
+    camera: Option<String>,
+    sub: Option<Subscriber>,
+    session: Option<String>,
+    session_num: u64,
+    tracks: Vec<TrackOut>,
+    playing: bool,
+}
+
+impl Conn {
+    fn session_id(&mut self) -> u64 {
+        if self.session_num == 0 {
+            self.session_num = fastrand::u64(1..u64::MAX / 2);
+        }
+        self.session_num
+    }
+}
+
+/// One set-up track of a viewer.
+#[derive(Debug, Clone, Copy)]
+struct TrackOut {
+    index: u8,
+    channel: u8,
+    codec: Codec,
+    pt: u8,
+    seq: u16,
+    ssrc: u32,
+    ts_base: u32,
+}
