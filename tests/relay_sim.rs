@@ -24,7 +24,7 @@ mod relay {
     use camgate::pull::retina_source::RetinaSource;
     use camgate::pull::{PullConfig, PullManager, PullOptions, PullTarget};
     use camgate::relay::rtsp::{RtspCounters, RtspOptions, RtspServer};
-    use camgate::simulator::{SimAudio, SimOptions, Simulator};
+    use camgate::simulator::{SimAudio, SimCodec, SimOptions, Simulator};
 
     /// Whether `tool` runs; without it the test skips loudly, or fails
     /// when CAMGATE_REQUIRE_TOOLS=1.
@@ -65,6 +65,15 @@ mod relay {
     /// A simulator, a pull manager with camera `c` (always), and the RTSP
     /// server on a free port.
     async fn relay(sim_opts: SimOptions, pull: PullOptions, rtsp: RtspOptions) -> Relay {
+        relay_mode(sim_opts, pull, rtsp, PullMode::Always).await
+    }
+
+    async fn relay_mode(
+        sim_opts: SimOptions,
+        pull: PullOptions,
+        rtsp: RtspOptions,
+        mode: PullMode,
+    ) -> Relay {
         let sim = Simulator::start(sim_opts).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         std::mem::forget(_rx);
@@ -78,7 +87,7 @@ mod relay {
                 password: None,
                 transport: Transport::Tcp,
             },
-            pull_mode: PullMode::Always,
+            pull_mode: mode,
             enabled: true,
             district_code: "620602".into(),
             name: "凉州区东大街路口".into(),
@@ -90,10 +99,15 @@ mod relay {
         tokio::spawn(server.serve(listener, cancel.clone()));
         let rt = pulls.runtime("c").unwrap();
         let start = Instant::now();
-        while rt.state() != State::Online && start.elapsed() < Duration::from_secs(10) {
+        while mode == PullMode::Always
+            && rt.state() != State::Online
+            && start.elapsed() < Duration::from_secs(10)
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(rt.state(), State::Online, "{:?}", rt.snapshot());
+        if mode == PullMode::Always {
+            assert_eq!(rt.state(), State::Online, "{:?}", rt.snapshot());
+        }
         Relay {
             sim,
             pulls,
@@ -258,6 +272,98 @@ mod relay {
 
         // One upstream session for all of it.
         assert_eq!(r.sim.connections(), 1, "the camera was pulled once");
+        r.cancel.cancel();
+        r.pulls.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_on_demand_h265_camera_is_pulled_for_its_viewer() {
+        if !have("ffprobe") || !have("ffmpeg") {
+            return;
+        }
+        let r = relay_mode(
+            SimOptions {
+                cameras: 1,
+                codec: SimCodec::H265,
+                gop_frames: 25,
+                ..Default::default()
+            },
+            PullOptions {
+                start_spread: Duration::ZERO,
+                idle_close: Duration::from_secs(1),
+                ..Default::default()
+            },
+            RtspOptions::default(),
+            PullMode::OnDemand,
+        )
+        .await;
+        assert!(!r.pulls.is_pulling("c"), "not pulled before anyone asks");
+        let url = r.url("c");
+        let out = run(Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+            &url,
+        ]))
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hevc,640,360");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("copy.mkv");
+        let out = run(Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url,
+            "-c",
+            "copy",
+            "-t",
+            "4",
+            file.to_str().unwrap(),
+        ]))
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-i",
+            file.to_str().unwrap(),
+            "-f",
+            "null",
+            "-",
+        ]))
+        .await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "the H.265 copy decodes with no errors"
+        );
+        // The pull idles out after the last viewer left.
+        let start = Instant::now();
+        while r.pulls.is_pulling("c") && start.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !r.pulls.is_pulling("c"),
+            "idle-closed after the viewer left"
+        );
         r.cancel.cancel();
         r.pulls.shutdown().await;
     }

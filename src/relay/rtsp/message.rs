@@ -344,3 +344,53 @@ mod tests {
         }
     }
 }
+
+/// Bounded random inputs (a deterministic seed, so failures reproduce):
+/// the parser never panics, never claims more bytes than it was given, and
+/// whatever it accepts it accepts again from a copy followed by more data.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    const SEEDS: [&[u8]; 4] = [
+        b"DESCRIBE rtsp://h/cam/1 RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+        b"SETUP rtsp://h/cam/1/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n",
+        b"SET_PARAMETER rtsp://h/cam/1 RTSP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+        b"$\x00\x00\x04abcd",
+    ];
+
+    #[test]
+    fn mutated_messages_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(0x2816_2260);
+        for _ in 0..20_000 {
+            let mut m = SEEDS[rng.usize(..SEEDS.len())].to_vec();
+            for _ in 0..rng.usize(1..6) {
+                match rng.u8(..4) {
+                    0 if !m.is_empty() => {
+                        let i = rng.usize(..m.len());
+                        m[i] = rng.u8(..);
+                    }
+                    1 if !m.is_empty() => {
+                        let i = rng.usize(..m.len());
+                        m.remove(i);
+                    }
+                    2 => {
+                        let i = rng.usize(..=m.len());
+                        m.insert(i, *b":\r\n$ -;=".get(rng.usize(..8)).unwrap());
+                    }
+                    _ => m.truncate(rng.usize(..=m.len())),
+                }
+            }
+            if let Ok(Some((msg, n))) = parse(&m) {
+                assert!(n <= m.len());
+                let mut more = m[..n].to_vec();
+                more.extend_from_slice(b"OPTIONS * RTSP/1.0\r\n\r\n");
+                assert_eq!(parse(&more).unwrap().unwrap(), (msg.clone(), n));
+                if let Incoming::Request(r) = msg {
+                    let _ = camera_path(&r.uri);
+                    let _ = r.header("transport").map(parse_transport);
+                }
+            }
+        }
+    }
+}

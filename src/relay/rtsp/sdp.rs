@@ -301,3 +301,29 @@ mod tests {
         assert!(avcc_parameter_sets(&a[..a.len() - 1]).is_none());
     }
 }
+
+/// Random decoder configuration records (deterministic seed) never panic
+/// and never yield a parameter set reaching past the record.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    #[test]
+    fn random_records_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(2260);
+        for _ in 0..20_000 {
+            let len = rng.usize(..64);
+            let mut rec: Vec<u8> = (0..len).map(|_| rng.u8(..8)).collect();
+            if let Some(b) = rec.first_mut() {
+                *b = 1;
+            }
+            if let Some((sps, pps)) = avcc_parameter_sets(&rec) {
+                assert!(sps.iter().chain(&pps).all(|s| s.len() <= rec.len()));
+            }
+            if let Some(sets) = hvcc_parameter_sets(&rec) {
+                assert!(sets.iter().all(|(_, s)| s.len() <= rec.len()));
+            }
+            let _ = aac_rate_channels(&rec);
+        }
+    }
+}
