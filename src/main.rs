@@ -70,6 +70,11 @@ enum Command {
         /// Number of sample cameras.
         #[arg(long, default_value_t = 200)]
         cameras: usize,
+        /// Where the cameras' streams come from: `auto` (the GStreamer
+        /// simulator when built in, else the clip), `gstreamer` or `clip`
+        /// (the committed demo clip replayed by camgate's own RTSP server).
+        #[arg(long, default_value = "auto")]
+        fleet: String,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -147,7 +152,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             })
             .await?;
         }
-        Command::Demo { listen, cameras } => {
+        Command::Demo {
+            listen,
+            cameras,
+            fleet,
+        } => {
+            if !["auto", "gstreamer", "clip"].contains(&fleet.as_str()) {
+                anyhow::bail!("--fleet: `{fleet}` is not auto, gstreamer or clip");
+            }
             let dir = std::env::temp_dir().join(format!("camgate-demo-{}", std::process::id()));
             let mut config = load_config(cli.config.as_deref())?;
             config.data_dir = dir.clone();
@@ -155,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             config.server.listen = listen.clone();
             config.catalogue.load_builtin_districts = true;
             logging::init(&config.log.level, &config.log.format);
-            let result = run_demo(config, &listen, cameras).await;
+            let result = run_demo(config, &listen, cameras, &fleet).await;
             let _ = std::fs::remove_dir_all(&dir);
             result?;
         }
@@ -262,7 +274,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     Ok(ok)
 }
 
-async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::Result<()> {
+async fn run_demo(
+    mut config: Config,
+    listen: &str,
+    cameras: usize,
+    fleet: &str,
+) -> anyhow::Result<()> {
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -271,19 +288,21 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
         }
     };
     config.server.listen = listener.local_addr()?.to_string();
-    // The ops listener: its usual port when free, else any free one.
+    // `--listen HOST:0` puts every listener on a free port (so several
+    // demos can run at once); otherwise the ops listener and the RTSP relay
+    // (on loopback) take their usual ports when free.
+    let any_port = listen.ends_with(":0");
     if !config.metrics.listen.is_empty()
-        && std::net::TcpListener::bind(&config.metrics.listen).is_err()
+        && (any_port || std::net::TcpListener::bind(&config.metrics.listen).is_err())
     {
         config.metrics.listen = "127.0.0.1:0".into();
     }
-    // The RTSP relay: 8554 on loopback when free, else any free port.
     config.relay.rtsp_listen = "127.0.0.1:8554".into();
-    if std::net::TcpListener::bind(&config.relay.rtsp_listen).is_err() {
+    if any_port || std::net::TcpListener::bind(&config.relay.rtsp_listen).is_err() {
         config.relay.rtsp_listen = "127.0.0.1:0".into();
     }
     let store = app::open_store(&config).await?;
-    let fleet = DemoFleet::start(cameras)?;
+    let fleet = DemoFleet::start(cameras, fleet).await?;
     let n = demo::seed(&*store, cameras, &|i| fleet.url(i)).await?;
     let shutdown = app::shutdown_token();
     let engine = app::start_pulling(
@@ -337,65 +356,82 @@ async fn run_demo(mut config: Config, listen: &str, cameras: usize) -> anyhow::R
     .await
 }
 
-/// The demo's simulated cameras: gst-rtsp-server mounts when the binary
-/// has the `gstreamer` feature and GStreamer's plugins are there, else none.
+/// The demo's cameras: gst-rtsp-server mounts when the binary has the
+/// `gstreamer` feature and GStreamer's plugins are there; otherwise the
+/// committed demo clip, replayed by the relay's own RTSP server code.
 struct DemoFleet {
     #[cfg(feature = "gstreamer")]
-    sim: Option<camgate::simulator::Simulator>,
-    /// Why there are no simulated streams.
-    why_not: String,
+    _sim: Option<camgate::simulator::Simulator>,
+    port: u16,
+    what: String,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl DemoFleet {
-    #[cfg(feature = "gstreamer")]
-    fn start(cameras: usize) -> anyhow::Result<DemoFleet> {
-        let opts = camgate::simulator::SimOptions {
-            cameras,
-            distinct: 4,
-            ..Default::default()
-        };
-        Ok(match camgate::simulator::Simulator::start(opts) {
-            Ok(sim) => DemoFleet {
-                sim: Some(sim),
-                why_not: String::new(),
-            },
-            Err(e) => DemoFleet {
-                sim: None,
-                why_not: format!("the simulator did not start: {e:#}"),
-            },
-        })
-    }
-
-    #[cfg(not(feature = "gstreamer"))]
-    fn start(_: usize) -> anyhow::Result<DemoFleet> {
-        Ok(DemoFleet {
-            why_not: "this build has no simulator: build with --features gstreamer".into(),
-        })
-    }
-
-    fn port(&self) -> Option<u16> {
+    async fn start(cameras: usize, kind: &str) -> anyhow::Result<DemoFleet> {
+        let stop = tokio_util::sync::CancellationToken::new();
+        #[cfg(not(feature = "gstreamer"))]
+        if kind == "gstreamer" {
+            anyhow::bail!(
+                "--fleet gstreamer: this camgate was built without the simulator (cargo build --features gstreamer)"
+            );
+        }
         #[cfg(feature = "gstreamer")]
-        if let Some(sim) = &self.sim {
-            return Some(sim.port());
-        }
-        None
+        let why_not = if kind == "clip" {
+            String::new()
+        } else {
+            let opts = camgate::simulator::SimOptions {
+                cameras,
+                distinct: 4,
+                ..Default::default()
+            };
+            match camgate::simulator::Simulator::start(opts) {
+                Ok(sim) => {
+                    return Ok(DemoFleet {
+                        port: sim.port(),
+                        what: "simulated cameras (GStreamer)".into(),
+                        _sim: Some(sim),
+                        stop,
+                    });
+                }
+                Err(e) if kind == "gstreamer" => return Err(e.context("the GStreamer simulator")),
+                Err(e) => format!("the GStreamer simulator did not start ({e:#}); "),
+            }
+        };
+        #[cfg(not(feature = "gstreamer"))]
+        let why_not = String::new();
+        let fleet = camgate::relay::clip::ClipFleet::demo(cameras, stop.clone())
+            .map_err(|e| anyhow::anyhow!("the demo clip: {e}"))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let server =
+            camgate::relay::rtsp::RtspServer::new(fleet, Default::default(), Default::default());
+        tokio::spawn(server.serve(listener, stop.clone()));
+        Ok(DemoFleet {
+            #[cfg(feature = "gstreamer")]
+            _sim: None,
+            port,
+            what: format!("{why_not}cameras replaying the demo clip"),
+            stop,
+        })
     }
 
-    /// Camera `i`'s URL; without a simulator, a port nothing serves.
+    /// Camera `i`'s URL.
     fn url(&self, i: usize) -> String {
-        match self.port() {
-            Some(p) => format!("rtsp://127.0.0.1:{p}/cam/{i}"),
-            None => format!("rtsp://127.0.0.1:8554/sim/{i}"),
-        }
+        format!("rtsp://127.0.0.1:{}/cam/{i}", self.port)
     }
 
     fn describe(&self) -> String {
-        match self.port() {
-            Some(p) => format!(
-                "simulated cameras (GStreamer) at rtsp://127.0.0.1:{p}/cam/N; every tenth is pulled always, the rest on demand"
-            ),
-            None => format!("no live streams ({}); cameras show offline", self.why_not),
-        }
+        format!(
+            "{} at rtsp://127.0.0.1:{}/cam/N; every tenth is pulled always, the rest on demand",
+            self.what, self.port
+        )
+    }
+}
+
+impl Drop for DemoFleet {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

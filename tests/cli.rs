@@ -69,10 +69,29 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
 
 #[test]
 fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
+    demo("auto");
+}
+
+/// The demo with nothing but Rust: the committed clip, replayed by our own
+/// RTSP server and pulled like any camera.
+#[test]
+fn demo_replays_the_clip_without_gstreamer() {
+    demo("clip");
+}
+
+fn demo(fleet: &str) {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("demo.log");
     let mut child = Command::new(BIN)
-        .args(["demo", "--listen", "127.0.0.1:0", "--cameras", "40"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--cameras",
+            "40",
+            "--fleet",
+            fleet,
+        ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log_path).unwrap())
@@ -82,16 +101,21 @@ fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
     // Read only the first lines, then close our end of the pipe on purpose:
     // the gateway must keep serving when nobody reads its stdout.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
+    let (mut addr, mut rtsp) = (None, None);
     let mut line = String::new();
     while stdout.read_line(&mut line).unwrap() > 0 {
         if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
             addr = Some(rest.trim_end_matches('/').to_string());
+        }
+        if let Some(rest) = line.trim().split("RTSP relay at rtsp://").nth(1) {
+            rtsp = rest.split('/').next().map(str::to_string);
             break;
         }
         line.clear();
     }
     drop(stdout);
+    let rtsp =
+        rtsp.unwrap_or_else(|| panic!("demo prints the RTSP relay address; log:\n{}", log()));
     let addr = addr.unwrap_or_else(|| panic!("demo prints the web UI address; log:\n{}", log()));
     let (s, body) = std::panic::catch_unwind(|| http_get(&addr, "/api/v1/cameras?limit=1000"))
         .unwrap_or_else(|_| {
@@ -105,9 +129,8 @@ fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
     assert_eq!(s, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 40);
-    // With the simulator built in, the `always` cameras (every tenth) are
-    // pulled from it and come online.
-    #[cfg(feature = "gstreamer")]
+    // The `always` cameras (every tenth) are pulled from the demo's fleet
+    // and come online.
     {
         let start = std::time::Instant::now();
         let online = loop {
@@ -134,6 +157,49 @@ fn demo_serves_the_sample_catalogue_and_stops_on_sigterm() {
             "the demo's always cameras come online; log:\n{}",
             log()
         );
+        // And the relay serves them (ffprobe, when installed).
+        let (_, body) = http_get(&addr, "/api/v1/cameras?limit=1000");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let id = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["pull_mode"] == "always")
+            .and_then(|c| c["id"].as_str())
+            .unwrap()
+            .to_string();
+        match Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-select_streams",
+                "v:0",
+            ])
+            .args([
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(format!("rtsp://{rtsp}/cam/{id}"))
+            .output()
+        {
+            Ok(out) => assert_eq!(
+                text(&out.stdout).trim(),
+                "h264,640,360",
+                "ffprobe through the relay: {}",
+                text(&out.stderr)
+            ),
+            Err(_) => {
+                assert!(
+                    std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
+                    "ffprobe is required (CAMGATE_REQUIRE_TOOLS=1)"
+                );
+                eprintln!("SKIPPED: the relay check needs ffprobe (tests/run.sh installs ffmpeg)");
+            }
+        }
     }
     let (s, body) = http_get(&addr, "/");
     assert_eq!(s, 200);

@@ -1,4 +1,5 @@
 //! Relay stages: each reads a camera's frames from its fan-out and serves
 //! them to viewers in one protocol.
 
+pub mod clip;
 pub mod rtsp;

@@ -79,10 +79,10 @@ impl SimAudio {
         match self {
             SimAudio::None => "",
             SimAudio::Pcma => {
-                "appsrc name=asrc is-live=true format=time do-timestamp=true ! rtppcmapay name=pay1 pt=8"
+                "appsrc name=asrc is-live=true format=time do-timestamp=false ! rtppcmapay name=pay1 pt=8"
             }
             SimAudio::Aac => {
-                "appsrc name=asrc is-live=true format=time do-timestamp=true ! rtpmp4gpay name=pay1 pt=97"
+                "appsrc name=asrc is-live=true format=time do-timestamp=false ! rtpmp4gpay name=pay1 pt=97"
             }
         }
     }
@@ -180,9 +180,9 @@ impl Default for SimOptions {
 struct Mount {
     /// The appsrcs of this mount's live medias, each with whether it waits
     /// for the encoder's next key frame (it was primed with the last one).
-    sources: Vec<(gst_app::AppSrc, bool)>,
+    sources: Vec<Feed>,
     /// The audio appsrcs of this mount's live medias.
-    audio_sources: Vec<gst_app::AppSrc>,
+    audio_sources: Vec<Feed>,
     stalled: bool,
     stopped: bool,
     /// `user:password` required, if any.
@@ -193,16 +193,53 @@ type Mounts = Arc<Mutex<HashMap<usize, Mount>>>;
 /// The last key frame (with its parameter sets) of each distinct stream.
 type LastKeys = Arc<Mutex<Vec<Option<gst::Buffer>>>>;
 
-/// A shallow copy of an encoded buffer (the data is shared) without
-/// timestamps: the mount's appsrc stamps its own running time.
-fn unstamped(buffer: &gst::Buffer) -> gst::Buffer {
-    let mut b = buffer.copy();
-    {
-        let b = b.make_mut();
-        b.set_pts(gst::ClockTime::NONE);
-        b.set_dts(gst::ClockTime::NONE);
+/// One media's appsrc, as the encoder feeds it.
+struct Feed {
+    src: gst_app::AppSrc,
+    /// Primed with the last key frame: skip deltas until the next one.
+    waiting_key: bool,
+    /// The media's running time minus the encoder's, fixed at the first
+    /// live buffer, so the media keeps the encoder's even capture spacing
+    /// (stamping at push time would copy the scheduling jitter of a busy
+    /// machine into the stream, as no camera does).
+    offset: Option<i128>,
+}
+
+impl Feed {
+    fn new(src: gst_app::AppSrc, waiting_key: bool) -> Feed {
+        Feed {
+            src,
+            waiting_key,
+            offset: None,
+        }
     }
-    b
+
+    /// Pushes a shallow copy of an encoded buffer (the data is shared),
+    /// stamped in this media's running time.
+    fn push(&mut self, buffer: &gst::Buffer) -> bool {
+        let pts = buffer.pts().map(|p| p.nseconds() as i128);
+        let now = self
+            .src
+            .current_running_time()
+            .map(|t| t.nseconds() as i128);
+        if self.offset.is_none()
+            && let (Some(p), Some(n)) = (pts, now)
+        {
+            self.offset = Some(n - p);
+        }
+        let stamp = match (pts, self.offset) {
+            (Some(p), Some(o)) => Some(gst::ClockTime::from_nseconds((p + o).max(0) as u64)),
+            // Before the media plays (the primer): its start.
+            _ => Some(gst::ClockTime::ZERO),
+        };
+        let mut b = buffer.copy();
+        {
+            let b = b.make_mut();
+            b.set_pts(stamp);
+            b.set_dts(gst::ClockTime::NONE);
+        }
+        self.src.push_buffer(b).is_ok()
+    }
 }
 
 /// A running simulator; dropping it stops everything.
@@ -291,12 +328,12 @@ impl Simulator {
                             if i % distinct != k || mount.stalled || mount.stopped {
                                 continue;
                             }
-                            mount.sources.retain_mut(|(src, waiting_key)| {
-                                if *waiting_key && !key {
+                            mount.sources.retain_mut(|feed| {
+                                if feed.waiting_key && !key {
                                     return true;
                                 }
-                                *waiting_key = false;
-                                src.push_buffer(unstamped(&buffer)).is_ok()
+                                feed.waiting_key = false;
+                                feed.push(&buffer)
                             });
                         }
                         Ok(gst::FlowSuccess::Ok)
@@ -320,11 +357,12 @@ impl Simulator {
                                 if i % distinct != k || mount.stalled || mount.stopped {
                                     continue;
                                 }
-                                mount.audio_sources.retain(|src| {
-                                    if src.caps().is_none() {
-                                        src.set_caps(sample.caps().map(|c| c.to_owned()).as_ref());
+                                mount.audio_sources.retain_mut(|feed| {
+                                    if feed.src.caps().is_none() {
+                                        feed.src
+                                            .set_caps(sample.caps().map(|c| c.to_owned()).as_ref());
                                     }
-                                    src.push_buffer(unstamped(&buffer)).is_ok()
+                                    feed.push(&buffer)
                                 });
                             }
                             Ok(gst::FlowSuccess::Ok)
@@ -388,7 +426,7 @@ impl Simulator {
         let factory = rtsp::RTSPMediaFactory::new();
         let (_, parser, payloader, caps, _) = self.opts.codec.elements();
         factory.set_launch(&format!(
-            "( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} \
+            "( appsrc name=src is-live=true format=time do-timestamp=false caps={caps} \
              ! {parser} ! {payloader} name=pay0 pt=96 config-interval=-1 {audio} )",
             audio = self.opts.audio.media_branch(),
         ));
@@ -456,12 +494,12 @@ impl Simulator {
             if let Some(m) = mounts.lock().unwrap().get_mut(&i) {
                 let primed = match &primer {
                     Some(key) if !m.stalled && !m.stopped => {
-                        src.push_buffer(unstamped(key)).is_ok()
+                        Feed::new(src.clone(), false).push(key)
                     }
                     _ => false,
                 };
-                m.sources.push((src, primed));
-                m.audio_sources.extend(audio);
+                m.sources.push(Feed::new(src, primed));
+                m.audio_sources.extend(audio.map(|a| Feed::new(a, false)));
             }
         });
         self.server
@@ -502,11 +540,8 @@ impl Simulator {
     pub fn stop(&self, i: usize) {
         if let Some(m) = self.mounts.lock().unwrap().get_mut(&i) {
             m.stopped = true;
-            for (src, _) in m.sources.drain(..) {
-                let _ = src.end_of_stream();
-            }
-            for src in m.audio_sources.drain(..) {
-                let _ = src.end_of_stream();
+            for feed in m.sources.drain(..).chain(m.audio_sources.drain(..)) {
+                let _ = feed.src.end_of_stream();
             }
         }
         if let Some(mp) = self.server.mount_points() {

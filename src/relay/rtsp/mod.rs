@@ -6,4 +6,4 @@ pub mod rtp;
 pub mod sdp;
 pub mod server;
 
-pub use server::{RtspCounters, RtspOptions, RtspServer};
+pub use server::{RtspCounters, RtspOptions, RtspServer, Streams};

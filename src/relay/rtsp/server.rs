@@ -54,9 +54,28 @@ pub struct RtspCounters {
     pub bytes_out: AtomicU64,
 }
 
+/// Where the server's cameras come from: the pull manager in the gateway,
+/// a replayed clip in the Rust-only demo.
+pub trait Streams: Send + Sync + 'static {
+    /// The camera's display name, when it exists and may be viewed.
+    fn name(&self, id: &str) -> Option<String>;
+    /// A subscription to its frames (starting an on-demand pull).
+    fn subscribe(&self, id: &str) -> Option<Subscriber>;
+}
+
+impl Streams for PullManager {
+    fn name(&self, id: &str) -> Option<String> {
+        self.config(id).filter(|c| c.enabled).map(|c| c.name)
+    }
+
+    fn subscribe(&self, id: &str) -> Option<Subscriber> {
+        PullManager::subscribe(self, id)
+    }
+}
+
 /// The server's shared state.
 pub struct RtspServer {
-    pulls: Arc<PullManager>,
+    streams: Arc<dyn Streams>,
     opts: RtspOptions,
     pub counters: Arc<RtspCounters>,
 }
@@ -68,12 +87,12 @@ const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, S
 
 impl RtspServer {
     pub fn new(
-        pulls: Arc<PullManager>,
+        streams: Arc<dyn Streams>,
         opts: RtspOptions,
         counters: Arc<RtspCounters>,
     ) -> Arc<RtspServer> {
         Arc::new(RtspServer {
-            pulls,
+            streams,
             opts,
             counters,
         })
@@ -237,7 +256,7 @@ impl RtspServer {
                     Ok(info) => info,
                     Err((status, reason)) => return (simple(status, reason), false),
                 };
-                let name = self.pulls.config(&id).map(|c| c.name).unwrap_or_default();
+                let name = self.streams.name(&id).unwrap_or_default();
                 let Some((body, _)) = sdp::session(&info, conn.session_id(), &name) else {
                     return (simple(415, "Unsupported Media Type"), false);
                 };
@@ -378,11 +397,10 @@ impl RtspServer {
             return Err((459, "Aggregate Operation Not Allowed"));
         }
         if conn.sub.is_none() {
-            let cfg = self.pulls.config(id).ok_or((404, "Not Found"))?;
-            if !cfg.enabled {
+            if self.streams.name(id).is_none() {
                 return Err((404, "Not Found"));
             }
-            conn.sub = Some(self.pulls.subscribe(id).ok_or((404, "Not Found"))?);
+            conn.sub = Some(self.streams.subscribe(id).ok_or((404, "Not Found"))?);
             conn.camera = Some(id.to_string());
         }
         let sub = conn.sub.as_ref().expect("subscribed");
