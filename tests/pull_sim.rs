@@ -99,10 +99,15 @@ mod sim {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn h265_cameras_are_pulled_and_probed() {
+        // x265 is several times costlier than x264: a small picture keeps
+        // the encoder at its frame rate while other tests load the machine.
         let sim = Simulator::start(SimOptions {
             cameras: 2,
             codec: SimCodec::H265,
-            gop_frames: 25,
+            width: 320,
+            height: 180,
+            fps: 15,
+            gop_frames: 15,
             ..Default::default()
         })
         .unwrap();
@@ -128,10 +133,10 @@ mod sim {
         let (state, _, _, stats) = rt.snapshot();
         assert_eq!(state, State::Online);
         assert_eq!(stats.codec.as_deref(), Some("h265"));
-        assert_eq!((stats.width, stats.height), (Some(640), Some(360)));
+        assert_eq!((stats.width, stats.height), (Some(320), Some(180)));
         assert!(
-            (stats.frame_rate - 25.0).abs() <= 2.5,
-            "frame rate {} within 10 % of 25",
+            (stats.frame_rate - 15.0).abs() <= 1.5,
+            "frame rate {} within 10 % of 15",
             stats.frame_rate
         );
         m.shutdown().await;

@@ -51,6 +51,7 @@ mod relay {
 
     struct Relay {
         sim: Simulator,
+        counters: Arc<RtspCounters>,
         pulls: Arc<PullManager>,
         port: u16,
         cancel: CancellationToken,
@@ -95,7 +96,8 @@ mod relay {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = RtspServer::new(pulls.clone(), rtsp, Arc::new(RtspCounters::default()));
+        let counters = Arc::new(RtspCounters::default());
+        let server = RtspServer::new(pulls.clone(), rtsp, counters.clone());
         tokio::spawn(server.serve(listener, cancel.clone()));
         let rt = pulls.runtime("c").unwrap();
         let start = Instant::now();
@@ -110,6 +112,7 @@ mod relay {
         }
         Relay {
             sim,
+            counters,
             pulls,
             port,
             cancel,
@@ -285,7 +288,10 @@ mod relay {
             SimOptions {
                 cameras: 1,
                 codec: SimCodec::H265,
-                gop_frames: 25,
+                width: 320,
+                height: 180,
+                fps: 15,
+                gop_frames: 15,
                 ..Default::default()
             },
             PullOptions {
@@ -318,7 +324,7 @@ mod relay {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hevc,640,360");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hevc,320,180");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("copy.mkv");
         let out = run(Command::new("ffmpeg").args([

@@ -52,6 +52,49 @@ impl Telemetry {
     }
 }
 
+/// A histogram of durations, updated lock-free.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative); the last one counts values above every bound.
+    counts: Vec<std::sync::atomic::AtomicU64>,
+    sum_micros: std::sync::atomic::AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| Default::default()).collect(),
+            sum_micros: Default::default(),
+        }
+    }
+
+    pub fn observe(&self, secs: f64) {
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(self.bounds.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((secs.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// (cumulative buckets, sum in seconds, count).
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(self.bounds.len());
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            total += c.load(Ordering::Relaxed);
+            buckets.push((*b, total));
+        }
+        total += self.counts[self.bounds.len()].load(Ordering::Relaxed);
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (buckets, sum, total)
+    }
+}
+
 /// The county-level district of a district code: its first six digits
 /// (the code itself when shorter).
 pub fn county_of(code: &str) -> &str {
@@ -130,6 +173,22 @@ pub fn render(t: &Telemetry) -> String {
     );
     for (id, d, .., viewers) in &snaps {
         e.sample(name, &[("camera_id", id), ("district", d)], *viewers as f64);
+    }
+    let name = "camgate_camera_protocol_viewers";
+    e.family(
+        name,
+        "Viewers of each camera per relay protocol (cameras with viewers).",
+        Kind::Gauge,
+    );
+    let rtsp_viewers = t.rtsp.viewers();
+    for (id, d, ..) in &snaps {
+        if let Some(n) = rtsp_viewers.get(&**id).filter(|n| **n > 0) {
+            e.sample(
+                name,
+                &[("camera_id", id), ("district", d), ("protocol", "rtsp")],
+                *n as f64,
+            );
+        }
     }
     // Stream stats only for cameras being pulled: the others have none.
     let pulled: Vec<_> = snaps.iter().filter(|s| s.4).collect();
@@ -227,6 +286,14 @@ pub fn render(t: &Telemetry) -> String {
         Kind::Counter,
         t.rtsp.bytes_out.load(Ordering::Relaxed) as f64,
     );
+    let name = "camgate_time_to_first_frame_seconds";
+    e.family(
+        name,
+        "From a viewer's play request to its first frame sent.",
+        Kind::Histogram,
+    );
+    let (buckets, sum, count) = t.rtsp.first_frame.snapshot();
+    e.histogram(name, &[("protocol", "rtsp")], &buckets, sum, count);
     e.single(
         "camgate_rtsp_sessions_total",
         "RTSP viewer sessions started (PLAY).",
@@ -364,6 +431,31 @@ async fn metrics_handler(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::new(&[0.1, 1.0]);
+        for v in [0.05, 0.1, 0.5, 3.0] {
+            h.observe(v);
+        }
+        let (buckets, sum, count) = h.snapshot();
+        assert_eq!(buckets, vec![(0.1, 2), (1.0, 3)]);
+        assert_eq!(count, 4);
+        assert!((sum - 3.65).abs() < 1e-6);
+        let mut e = text::Exposition::new();
+        e.family("x_seconds", "X.", Kind::Histogram);
+        e.histogram("x_seconds", &[("protocol", "rtsp")], &buckets, sum, count);
+        let t = e.finish();
+        assert!(
+            t.contains("x_seconds_bucket{protocol=\"rtsp\",le=\"0.1\"} 2\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("x_seconds_bucket{protocol=\"rtsp\",le=\"+Inf\"} 4\n"),
+            "{t}"
+        );
+        assert!(t.contains("x_seconds_count{protocol=\"rtsp\"} 4\n"), "{t}");
+    }
 
     #[test]
     fn county_labels() {

@@ -9,6 +9,7 @@ use std::fmt::Write;
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 impl Kind {
@@ -16,6 +17,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -60,6 +62,32 @@ impl Exposition {
         write_value(&mut self.out, value);
         self.out.push('\n');
         self
+    }
+
+    /// The samples of one histogram series of the family just started:
+    /// cumulative `(upper bound, count)` buckets (`+Inf` is added), the sum
+    /// and the count.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        buckets: &[(f64, u64)],
+        sum: f64,
+        count: u64,
+    ) -> &mut Self {
+        let bucket = format!("{name}_bucket");
+        for (le, n) in buckets {
+            let mut le_text = String::new();
+            write_value(&mut le_text, *le);
+            let mut l = labels.to_vec();
+            l.push(("le", &le_text));
+            self.sample(&bucket, &l, *n as f64);
+        }
+        let mut l = labels.to_vec();
+        l.push(("le", "+Inf"));
+        self.sample(&bucket, &l, count as f64);
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count as f64)
     }
 
     /// A family with one unlabelled sample.

@@ -12,11 +12,13 @@
 //! connection); a write that makes no progress for `write_timeout` ends it
 //! too, so a reader that stopped reading holds nothing.
 
+use std::collections::HashMap;
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -27,6 +29,7 @@ use super::message::{self, Incoming, Request};
 use super::{rtp, sdp};
 use crate::fanout::Subscriber;
 use crate::media::{Codec, StreamInfo};
+use crate::metrics::Histogram;
 use crate::pull::PullManager;
 
 /// Server settings.
@@ -48,10 +51,53 @@ impl Default for RtspOptions {
 }
 
 /// What the RTSP server counts, for metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RtspCounters {
     pub sessions: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// From PLAY to the first frame written.
+    pub first_frame: Histogram,
+    /// Playing viewers per camera.
+    viewers: Mutex<HashMap<String, usize>>,
+}
+
+impl Default for RtspCounters {
+    fn default() -> Self {
+        RtspCounters {
+            sessions: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            first_frame: Histogram::new(&[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            viewers: Mutex::default(),
+        }
+    }
+}
+
+impl RtspCounters {
+    /// Playing viewers per camera.
+    pub fn viewers(&self) -> HashMap<String, usize> {
+        self.viewers.lock().unwrap().clone()
+    }
+
+    fn viewer(&self, camera: &str, delta: isize) {
+        let mut v = self.viewers.lock().unwrap();
+        let n = v.entry(camera.to_string()).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            v.remove(camera);
+        }
+    }
+}
+
+/// Counts a playing viewer for as long as it lives.
+struct ViewerGuard<'a> {
+    counters: &'a RtspCounters,
+    camera: String,
+}
+
+impl Drop for ViewerGuard<'_> {
+    fn drop(&mut self) {
+        self.counters.viewer(&self.camera, -1);
+    }
 }
 
 /// Where the server's cameras come from: the pull manager in the gateway,
@@ -137,7 +183,18 @@ impl RtspServer {
         let (mut rd, mut wr) = stream.into_split();
         let mut conn = Conn::default();
         let mut buf = BytesMut::with_capacity(4096);
+        let mut guard: Option<ViewerGuard<'_>> = None;
+        let mut play_started: Option<Instant> = None;
         loop {
+            if conn.playing && guard.is_none() {
+                let camera = conn.camera.clone().unwrap_or_default();
+                self.counters.viewer(&camera, 1);
+                guard = Some(ViewerGuard {
+                    counters: &self.counters,
+                    camera,
+                });
+                play_started = Some(Instant::now());
+            }
             // Handle whatever whole messages are buffered.
             loop {
                 match message::parse(&buf) {
@@ -193,6 +250,9 @@ impl RtspServer {
                             slices.push(IoSlice::new(&p.payload));
                         }
                         self.write_vectored_all(&mut wr, &mut slices).await?;
+                        if let Some(t) = play_started.take() {
+                            self.counters.first_frame.observe(t.elapsed().as_secs_f64());
+                        }
                     }
                     n = read_more(&mut rd, &mut buf) => {
                         if n? == 0 {
