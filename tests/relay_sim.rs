@@ -429,6 +429,24 @@ mod relay {
             1,
             "exactly one upstream session at the simulator"
         );
+        // Metrics: 50 sessions, each with a time to first frame, and no
+        // viewer left once they all ended.
+        use std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(r.counters.sessions.load(Relaxed), 50);
+        let (buckets, _, count) = r.counters.first_frame.snapshot();
+        assert_eq!(count, 50);
+        let within_1s = buckets.iter().find(|(le, _)| *le == 1.0).map_or(0, |b| b.1);
+        assert!(
+            within_1s >= 45,
+            "first frames come from the GOP cache at once: {buckets:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            r.counters.viewers().is_empty(),
+            "{:?}",
+            r.counters.viewers()
+        );
+        assert!(r.counters.bytes_out.load(Relaxed) > 50 * 100_000);
         r.cancel.cancel();
         r.pulls.shutdown().await;
     }
