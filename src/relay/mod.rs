@@ -2,4 +2,5 @@
 //! them to viewers in one protocol.
 
 pub mod clip;
+pub mod fmp4;
 pub mod rtsp;
