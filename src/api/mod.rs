@@ -72,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/live/{id}", get(crate::relay::live::handler))
+        .route("/embed/{id}", get(crate::relay::live::embed))
         .nest("/api/v1", api)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

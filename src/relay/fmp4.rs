@@ -5,9 +5,9 @@
 
 use bytes::Bytes;
 use mp4_atom::{
-    Atom, Avc1, Avcc, Dinf, Dref, Encode, Ftyp, Hdlr, Hvc1, Hvcc, Mdat, Mdhd, Mdia, Mfhd, Minf,
-    Moof, Moov, Mvex, Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex,
-    Trun, TrunEntry, Url, Visual, Vmhd,
+    Atom, Avc1, Avcc, Dinf, Dref, Encode, Ftyp, Hdlr, Hvc1, Hvcc, Mdhd, Mdia, Mfhd, Minf, Moof,
+    Moov, Mvex, Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    TrunEntry, Url, Visual, Vmhd,
 };
 
 use crate::media::{Codec, StreamInfo};
@@ -153,6 +153,20 @@ const NON_SYNC: u32 = 0x0101_0000;
 /// One fragment (`moof` + `mdat`) of video samples starting at
 /// `base_decode_time` (in the track's timescale).
 pub fn fragment(sequence: u32, base_decode_time: u64, samples: &[Sample]) -> Bytes {
+    let head = fragment_head(sequence, base_decode_time, samples);
+    let mut out =
+        Vec::with_capacity(head.len() + samples.iter().map(|s| s.data.len()).sum::<usize>());
+    out.extend_from_slice(&head);
+    for s in samples {
+        out.extend_from_slice(&s.data);
+    }
+    Bytes::from(out)
+}
+
+/// The head of a fragment: the `moof` and the `mdat` box header. The
+/// samples' data follows it unchanged, so a sender can write the shared
+/// frame buffers after it without copying them.
+pub fn fragment_head(sequence: u32, base_decode_time: u64, samples: &[Sample]) -> Bytes {
     let entries: Vec<TrunEntry> = samples
         .iter()
         .map(|s| TrunEntry {
@@ -187,13 +201,10 @@ pub fn fragment(sequence: u32, base_decode_time: u64, samples: &[Sample]) -> Byt
     moof.encode(&mut probe).expect("encoding into a Vec");
     moof.traf[0].trun[0].data_offset = Some(probe.len() as i32 + 8);
     let data_len: usize = samples.iter().map(|s| s.data.len()).sum();
-    let mut data = Vec::with_capacity(data_len);
-    for s in samples {
-        data.extend_from_slice(&s.data);
-    }
-    let mut out = Vec::with_capacity(probe.len() + 8 + data_len);
+    let mut out = Vec::with_capacity(probe.len() + 8);
     moof.encode(&mut out).expect("encoding into a Vec");
-    Mdat { data }.encode(&mut out).expect("encoding into a Vec");
+    out.extend_from_slice(&((8 + data_len) as u32).to_be_bytes());
+    out.extend_from_slice(b"mdat");
     Bytes::from(out)
 }
 

@@ -3,4 +3,5 @@
 
 pub mod clip;
 pub mod fmp4;
+pub mod live;
 pub mod rtsp;

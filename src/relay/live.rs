@@ -1,0 +1,176 @@
+//! Live fMP4 over WebSocket for Media Source Extensions:
+//! `GET /live/{camera_id}` upgrades to a WebSocket that carries
+//! - a text message `{"type":"init","codec":"avc1.4d401e","width":..,"height":..}`,
+//! - the init segment (binary),
+//! - then, per video frame from the GOP cache's key frame on, a binary
+//!   fragment head (`moof` + `mdat` header) followed by the frame's data as
+//!   its own binary message: the shared frame buffer, never copied per
+//!   viewer. MSE's parser takes a box split over two appends.
+//!
+//! A viewer that falls behind is skipped to the next key frame and dropped
+//! by the fan-out, like every other output; a send that makes no progress
+//! for the write timeout ends the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+
+use super::fmp4::{self, Sample};
+use crate::api::{ApiError, AppState};
+use crate::fanout::Subscriber;
+use crate::media::StreamInfo;
+
+/// How long a new viewer waits for the camera's stream to open.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A send that makes no progress for this long ends the connection.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The frame duration assumed until two frames have been seen (25 fps).
+const DEFAULT_DURATION: u32 = 3600;
+
+/// `GET /live/{id}`.
+pub async fn handler(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let enabled = st.pulls.config(&id).is_some_and(|c| c.enabled);
+    if !enabled {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "camera_not_found",
+            format!("no enabled camera {id}"),
+        )
+        .into_response();
+    }
+    let Some(sub) = st.pulls.subscribe(&id) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "camera_not_found",
+            format!("no enabled camera {id}"),
+        )
+        .into_response();
+    };
+    ws.on_upgrade(move |socket| async move {
+        if let Err(e) = stream(socket, sub).await {
+            tracing::debug!(camera = %id, error = %e, "live viewer ended");
+        }
+    })
+}
+
+/// Waits for the video track's parameters.
+async fn video_info(sub: &Subscriber) -> Option<Arc<StreamInfo>> {
+    let deadline = tokio::time::Instant::now() + OPEN_TIMEOUT;
+    loop {
+        if let Some(info) = sub
+            .info()
+            .filter(|i| i.video().is_some_and(|v| !v.extra_data.is_empty()))
+        {
+            return Some(info);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    m: Message,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(SEND_TIMEOUT, tx.send(m))
+        .await
+        .map_err(|_| anyhow::anyhow!("viewer stopped reading"))??;
+    Ok(())
+}
+
+async fn stream(socket: WebSocket, mut sub: Subscriber) -> anyhow::Result<()> {
+    let (mut tx, mut rx) = socket.split();
+    let Some(info) = video_info(&sub).await else {
+        let _ = send(
+            &mut tx,
+            Message::Text(r#"{"type":"error","error":"the camera's stream did not open"}"#.into()),
+        )
+        .await;
+        return Ok(());
+    };
+    let (init, codec) = fmp4::init_segment(&info).map_err(|e| anyhow::anyhow!(e))?;
+    let video_track = info
+        .tracks
+        .iter()
+        .position(|t| t.codec.is_video())
+        .unwrap_or(0) as u8;
+    let (w, h) = info.video().and_then(|v| v.dimensions).unwrap_or((0, 0));
+    let hello = serde_json::json!({"type": "init", "codec": codec, "width": w, "height": h});
+    send(&mut tx, Message::Text(hello.to_string().into())).await?;
+    send(&mut tx, Message::Binary(init)).await?;
+
+    let mut first_pts: Option<i64> = None;
+    let mut last_pts: Option<i64> = None;
+    let mut duration = DEFAULT_DURATION;
+    let mut sequence = 0u32;
+    loop {
+        tokio::select! {
+            d = sub.recv() => {
+                let Some(d) = d else { return Ok(()) };
+                let f = &d.frame;
+                if f.track != video_track {
+                    continue;
+                }
+                // After a skip (or at the start) the stream resumes at a key frame.
+                if d.skipped > 0 && !f.is_key {
+                    continue;
+                }
+                let first = *first_pts.get_or_insert(f.pts);
+                if let Some(prev) = last_pts {
+                    let gap = f.pts - prev;
+                    if gap > 0 && gap < 90_000 * 5 {
+                        duration = gap as u32;
+                    }
+                }
+                last_pts = Some(f.pts);
+                sequence = sequence.wrapping_add(1);
+                let sample = Sample { duration, is_key: f.is_key, data: f.data.clone() };
+                let head = fmp4::fragment_head(sequence, (f.pts - first).max(0) as u64, std::slice::from_ref(&sample));
+                send(&mut tx, Message::Binary(head)).await?;
+                send(&mut tx, Message::Binary(f.data.clone())).await?;
+            }
+            m = rx.next() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// `GET /embed/{id}`: a minimal page for an iframe that plays the camera
+/// over the WebSocket path. The ID is checked before it goes into the page.
+pub async fn embed(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid || !st.pulls.config(&id).is_some_and(|c| c.enabled) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "camera_not_found",
+            format!("no enabled camera {id}"),
+        )
+        .into_response();
+    }
+    let page = include_str!("../web/embed.html").replace("{{CAMERA_ID}}", &id);
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response()
+}

@@ -1,0 +1,213 @@
+//! Live fMP4 over WebSocket and the embed page, end to end with nothing but
+//! Rust: `camgate demo --fleet clip` (the demo clip served by our RTSP
+//! server, pulled by the gateway with retina), then `/live/{id}` read over a
+//! WebSocket. The bytes received are written to a file that ffprobe and
+//! ffmpeg, clients we did not write, must read and decode without error.
+//! Without ffmpeg the decode check skips loudly (CAMGATE_REQUIRE_TOOLS=1
+//! makes that a failure).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_camgate");
+
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|b| b.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Starts the clip demo; returns it, its HTTP address and an `always`
+/// camera's ID once that camera is online.
+fn demo() -> (Demo, String, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--cameras",
+            "20",
+            "--fleet",
+            "clip",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
+            addr = Some(rest.trim_end_matches('/').to_string());
+            break;
+        }
+        line.clear();
+    }
+    let demo = Demo(child);
+    let addr = addr.expect("the demo prints its address");
+    let start = Instant::now();
+    loop {
+        let (_, body) = http_get(&addr, "/api/v1/cameras?limit=100");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let online = v["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|c| c["pull_mode"] == "always" && c["state"] == "online")
+                .and_then(|c| c["id"].as_str().map(str::to_string))
+        });
+        if let Some(id) = online {
+            return (demo, addr, id);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "an always camera online: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn have_ffmpeg() -> bool {
+    let ok = Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
+            "ffprobe is required (CAMGATE_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("SKIPPED: decode check needs ffprobe (tests/run.sh installs ffmpeg)");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
+    let (_demo, addr, id) = demo();
+
+    // The embed page names its camera and plays over /live.
+    let (status, page) = http_get(&addr, &format!("/embed/{id}"));
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("const ID = \"{id}\"")), "{page}");
+    assert!(page.contains("/live/"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external requests"
+    );
+    let (status, body) = http_get(&addr, "/embed/nope");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = http_get(&addr, "/embed/%3Cscript%3E");
+    assert_eq!(status, 404, "{body}");
+
+    // Five seconds of the live WebSocket.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/live/{id}"))
+        .await
+        .unwrap();
+    let hello = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Message::Text(hello) = hello else {
+        panic!("first a text message: {hello:?}")
+    };
+    let hello: serde_json::Value = serde_json::from_str(&hello).unwrap();
+    assert_eq!(hello["type"], "init");
+    assert!(
+        hello["codec"].as_str().unwrap().starts_with("avc1."),
+        "{hello}"
+    );
+    let started = Instant::now();
+    let mut bytes = Vec::new();
+    let mut binaries = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                bytes.extend_from_slice(&b);
+                binaries += 1;
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the stream kept coming: {other:?}"),
+        }
+    }
+    drop(ws);
+    assert_eq!(&bytes[4..8], b"ftyp", "the init segment comes first");
+    assert_eq!(
+        &bytes[bytes
+            .len()
+            .min(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)..][4..8],
+        b"moov"
+    );
+    assert!(
+        binaries > 100,
+        "a fragment head and a frame per frame: {binaries}"
+    );
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    let path = path.to_str().unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .args([
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            path,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let fields: Vec<&str> = text.split(',').collect();
+    assert_eq!(
+        &fields[..fields.len().min(3)],
+        ["h264", "640", "360"],
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: u32 = fields.get(3).and_then(|f| f.parse().ok()).unwrap_or(0);
+    // 5 s at 25 fps, plus up to one GOP (50 frames) from the cache at once.
+    assert!(
+        (100..=180).contains(&frames),
+        "about 5 s at 25 fps plus the cached GOP: {frames}"
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", path, "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "the live stream decodes with no errors"
+    );
+}
