@@ -211,3 +211,97 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
         "the live stream decodes with no errors"
     );
 }
+
+/// GET returning the status line's code, the headers and the raw body.
+#[cfg(feature = "gstreamer")]
+fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(resp.len());
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    (status, head, resp[(split + 4).min(resp.len())..].to_vec())
+}
+
+#[cfg(feature = "gstreamer")]
+#[test]
+fn snapshot_is_a_jpeg_of_the_cameras_resolution() {
+    let (_demo, addr, id) = demo();
+    let (status, head, body) = http_get_bytes(&addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    assert_eq!(status, 200, "{head} {}", String::from_utf8_lossy(&body));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: image/jpeg"),
+        "{head}"
+    );
+    // Chunked transfer may wrap the body; find the JPEG inside it.
+    let start = body
+        .windows(3)
+        .position(|w| w == [0xff, 0xd8, 0xff])
+        .expect("a JPEG start marker");
+    let end = body
+        .windows(2)
+        .rposition(|w| w == [0xff, 0xd9])
+        .expect("a JPEG end marker")
+        + 2;
+    let jpeg = &body[start..end];
+    let (_, _, again) = http_get_bytes(&addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    assert!(
+        again
+            .windows(jpeg.len().min(64))
+            .any(|w| w == &jpeg[..w.len()]),
+        "served from the cache"
+    );
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap.jpg");
+    std::fs::write(&path, jpeg).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "mjpeg,640,360",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(not(feature = "gstreamer"))]
+#[test]
+fn snapshot_without_the_feature_says_how_to_enable_it() {
+    let (_demo, addr, id) = demo();
+    let (status, body) = http_get(&addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    assert_eq!(status, 501, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "snapshots_unavailable");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--features gstreamer")
+    );
+    let (status, _) = http_get(&addr, "/api/v1/cameras/nope/snapshot.jpg");
+    assert_eq!(status, 404);
+}

@@ -66,6 +66,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(catalogue::delete_camera),
         )
         .route("/cameras/{id}/health", get(health::camera_health))
+        .route(
+            "/cameras/{id}/snapshot.jpg",
+            get(crate::relay::snapshot::handler),
+        )
         .route("/health/summary", get(health::summary))
         .route("/health/events", get(health::events));
     Router::new()

@@ -157,6 +157,13 @@ pub fn document() -> Value {
                 "summary": "A camera's health: state, reason, live stats and its last 50 transitions",
                 "parameters": [p("id", "Camera ID.")],
                 "responses": {"200": ok("Health.", r("CameraHealth")), "404": err("Not found.")}}},
+            "/api/v1/cameras/{id}/snapshot.jpg": {"get": {
+                "summary": "A JPEG of the camera's latest key frame (cached for 2 s); an on_demand camera is pulled for it",
+                "parameters": [p("id", "Camera ID.")],
+                "responses": {"200": {"description": "The picture.", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                              "404": err("No enabled camera with this ID."),
+                              "501": err("Built without the gstreamer feature; the message says how to enable it."),
+                              "503": err("No key frame arrived in time, or it could not be decoded.")}}},
             "/api/v1/health/summary": {"get": {
                 "summary": "KPIs of a district: counts, online rate now, the day's availability, per child district and point class, and the cameras below target",
                 "parameters": [q("district", "District code; the whole catalogue when absent.", json!({"type": "string"})),

@@ -5,3 +5,4 @@ pub mod clip;
 pub mod fmp4;
 pub mod live;
 pub mod rtsp;
+pub mod snapshot;
