@@ -305,3 +305,106 @@ fn snapshot_without_the_feature_says_how_to_enable_it() {
     let (status, _) = http_get(&addr, "/api/v1/cameras/nope/snapshot.jpg");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
+    let (_demo, addr, id) = demo();
+    let url = format!("http://{addr}/hls/{id}/index.m3u8");
+    let (status, playlist) = http_get(&addr, &format!("/hls/{id}/index.m3u8"));
+    assert_eq!(status, 200, "{playlist}");
+    assert!(playlist.starts_with("#EXTM3U\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""));
+    assert!(playlist.contains("#EXT-X-PART:") && playlist.contains("INDEPENDENT=YES"));
+    // Blocking reload: ask for the hinted part; the answer lists it.
+    let hint = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/"))
+        .and_then(|r| r.strip_suffix(".m4s\""))
+        .expect("a preload hint")
+        .to_string();
+    let (msn, part) = hint.split_once('.').unwrap();
+    let started = Instant::now();
+    let (status, next) = http_get(
+        &addr,
+        &format!("/hls/{id}/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        next.contains(&format!("URI=\"part/{hint}.m4s\"")),
+        "the reload waited for part {hint}: {next}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, _) = http_get(&addr, "/hls/nope/index.m3u8");
+    assert_eq!(status, 404);
+    if !have_ffmpeg() {
+        return;
+    }
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim(),
+        "h264,640,360",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hls.mp4");
+    let file = file.to_str().unwrap();
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-i", &url, "-c", "copy", "-t", "10", "-y", file,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            file,
+        ])
+        .output()
+        .unwrap();
+    let frames: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!((240..=260).contains(&frames), "10 s at 25 fps: {frames}");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", file, "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "the copy decodes with no errors"
+    );
+}

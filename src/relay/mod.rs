@@ -3,6 +3,7 @@
 
 pub mod clip;
 pub mod fmp4;
+pub mod hls;
 pub mod live;
 pub mod rtsp;
 pub mod snapshot;
