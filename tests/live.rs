@@ -121,6 +121,20 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
         !page.contains("http://") && !page.contains("https://"),
         "no external requests"
     );
+    assert!(
+        page.contains("/assets/hls.light.min.js"),
+        "the LL-HLS fallback is served locally"
+    );
+    let (status, js) = http_get(&addr, "/assets/hls.light.min.js");
+    assert_eq!(status, 200);
+    assert!(
+        js.len() > 100_000 && js.contains("Hls"),
+        "the vendored hls.js"
+    );
+    assert!(
+        !js.contains("sourceMappingURL"),
+        "no request for a missing source map"
+    );
     let (status, body) = http_get(&addr, "/embed/nope");
     assert_eq!(status, 404, "{body}");
     let (status, body) = http_get(&addr, "/embed/%3Cscript%3E");

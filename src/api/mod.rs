@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/live/{id}", get(crate::relay::live::handler))
         .route("/embed/{id}", get(crate::relay::live::embed))
+        .route("/assets/hls.light.min.js", get(crate::relay::live::hls_js))
         .route("/hls/{id}/index.m3u8", get(crate::relay::hls::index))
         .route("/hls/{id}/init.mp4", get(crate::relay::hls::init))
         .route("/hls/{id}/seg/{name}", get(crate::relay::hls::segment))

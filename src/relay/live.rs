@@ -174,3 +174,19 @@ pub async fn embed(State(st): State<AppState>, Path(id): Path<String>) -> Respon
     )
         .into_response()
 }
+
+/// `GET /assets/hls.light.min.js`: the vendored hls.js (Apache-2.0, see
+/// NOTICE) for the embed page's LL-HLS fallback.
+pub async fn hls_js() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../web/vendor/hls.light.min.js"),
+    )
+        .into_response()
+}
