@@ -4,7 +4,8 @@
 # 1. Installs what the tests need when it is missing (apt-get): PostgreSQL
 #    server binaries, GStreamer with gst-rtsp-server and the x264 encoder (the
 #    camera simulator), ffmpeg and GStreamer's command-line tools (clients
-#    of the relay). Chromium arrives with the browser tests.
+#    of the relay), Chromium and node with playwright-core from npm (the
+#    browser tests).
 # 2. Starts a throwaway PostgreSQL on 127.0.0.1 (initdb in a temp dir, a free
 #    port, trust auth for the loopback only).
 # 3. Runs `cargo test --all-features`; every store and API test runs on SQLite
@@ -34,10 +35,20 @@ for pkg in pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgs
            ffmpeg gstreamer1.0-tools gstreamer1.0-libav; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# The browser tests: Debian's Chromium, driven by playwright-core (npm) on
+# node. A node that is already there (with its npm) is used as it is.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing: ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    log "npm ci (tests/browser: playwright-core)"
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
 
 PGBIN="$(pg_bindir)"
