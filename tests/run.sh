@@ -108,6 +108,12 @@ log "cargo test --all-features (SQLite and PostgreSQL)"
 cargo test --all-features 2>&1 | tee "$TMP/test.log"
 test ${PIPESTATUS[0]} -eq 0 || exit 1
 
+# The demo as a machine with nothing but Rust builds it (no features: the
+# clip replayed by camgate's own RTSP server), played in Chromium.
+log "cargo test --test browser (no features: the Rust-only demo in Chromium)"
+cargo test --test browser 2>&1 | tee -a "$TMP/test.log"
+test ${PIPESTATUS[0]} -eq 0 || exit 1
+
 # One closing line for the whole run: the totals over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$TMP/test.log"
