@@ -375,6 +375,82 @@ mod relay {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn udp_unicast_viewers_are_served() {
+        if !have("ffmpeg") {
+            return;
+        }
+        let r = relay(
+            SimOptions {
+                cameras: 1,
+                gop_frames: 25,
+                ..Default::default()
+            },
+            no_spread(),
+            RtspOptions::default(),
+        )
+        .await;
+        let url = r.url("c");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("udp.mkv");
+        let out = run(Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "udp",
+            "-i",
+            &url,
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-t",
+            "5",
+            file.to_str().unwrap(),
+        ]))
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            file.to_str().unwrap(),
+        ]))
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (codec, frames) = text.split_once(',').unwrap_or(("", "0"));
+        assert_eq!(codec, "h264", "{text}");
+        let frames: u32 = frames.parse().unwrap_or(0);
+        assert!(frames >= 110, "about 5 s at 25 fps over UDP: {frames}");
+        let out = run(Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-i",
+            file.to_str().unwrap(),
+            "-f",
+            "null",
+            "-",
+        ]))
+        .await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "the UDP copy decodes with no errors"
+        );
+        r.cancel.cancel();
+        r.pulls.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fifty_viewers_share_one_upstream_session() {
         if !have("ffmpeg") {
             return;

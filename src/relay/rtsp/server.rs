@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use super::message::{self, Incoming, Request};
@@ -241,15 +241,29 @@ impl RtspServer {
                             out.seq = out.seq.wrapping_add(1);
                             heads.push(h);
                         }
-                        let mut slices = Vec::with_capacity(pieces.len() * 3);
-                        for (h, p) in heads.iter().zip(&pieces) {
-                            slices.push(IoSlice::new(h));
-                            if p.prefix.len > 0 {
-                                slices.push(IoSlice::new(p.prefix.as_slice()));
+                        if let Some((sock, to)) = &out.udp {
+                            // One datagram per packet: RTP header, prefix
+                            // and the shared payload, gathered by the kernel.
+                            for (h, p) in heads.iter().zip(&pieces) {
+                                let parts = [
+                                    IoSlice::new(&h[4..]),
+                                    IoSlice::new(p.prefix.as_slice()),
+                                    IoSlice::new(&p.payload),
+                                ];
+                                let n = send_udp(sock, *to, &parts).await?;
+                                self.counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                             }
-                            slices.push(IoSlice::new(&p.payload));
+                        } else {
+                            let mut slices = Vec::with_capacity(pieces.len() * 3);
+                            for (h, p) in heads.iter().zip(&pieces) {
+                                slices.push(IoSlice::new(h));
+                                if p.prefix.len > 0 {
+                                    slices.push(IoSlice::new(p.prefix.as_slice()));
+                                }
+                                slices.push(IoSlice::new(&p.payload));
+                            }
+                            self.write_vectored_all(&mut wr, &mut slices).await?;
                         }
-                        self.write_vectored_all(&mut wr, &mut slices).await?;
                         if let Some(t) = play_started.take() {
                             self.counters.first_frame.observe(t.elapsed().as_secs_f64());
                         }
@@ -362,11 +376,22 @@ impl RtspServer {
                 let Some(t) = req.header("transport").and_then(message::parse_transport) else {
                     return (simple(461, "Unsupported Transport"), false);
                 };
-                if !t.tcp || t.multicast {
-                    // UDP re-serving is not offered yet: clients fall back
-                    // to TCP interleaving on 461.
+                if t.multicast || (!t.tcp && t.client_port.is_none()) {
                     return (simple(461, "Unsupported Transport"), false);
                 }
+                // UDP unicast: a socket pair of ours per track, sending to
+                // the client's ports at the address its RTSP connection
+                // comes from (never to a third party named in the header).
+                let udp = match (t.tcp, t.client_port) {
+                    (false, Some((rtp_port, _))) => match udp_pair().await {
+                        Ok((rtp, rtcp)) => Some((rtp, rtcp, SocketAddr::new(peer.ip(), rtp_port))),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "no UDP ports for an RTSP viewer");
+                            return (simple(461, "Unsupported Transport"), false);
+                        }
+                    },
+                    _ => None,
+                };
                 let channel = t.interleaved.map_or(index * 2, |(a, _)| a);
                 if let Some(session) = req.header("session") {
                     let sid = session.split(';').next().unwrap_or("").trim();
@@ -378,12 +403,29 @@ impl RtspServer {
                 let out = TrackOut {
                     index,
                     channel,
+                    udp: udp.as_ref().map(|(rtp, _, to)| (rtp.clone(), *to)),
                     codec: tr.codec,
                     pt: sdp::payload_type(tr),
                     seq: fastrand::u16(..),
                     ssrc: fastrand::u32(..),
                     ts_base: fastrand::u32(..),
                 };
+                let transport = match (&udp, t.client_port) {
+                    (Some((rtp, rtcp, _)), Some((a, b))) => format!(
+                        "RTP/AVP;unicast;client_port={a}-{b};server_port={}-{};ssrc={:08X};mode=\"PLAY\"",
+                        rtp.local_addr().map_or(0, |x| x.port()),
+                        rtcp.local_addr().map_or(0, |x| x.port()),
+                        out.ssrc
+                    ),
+                    _ => format!(
+                        "RTP/AVP/TCP;unicast;interleaved={channel}-{};ssrc={:08X};mode=\"PLAY\"",
+                        channel.wrapping_add(1),
+                        out.ssrc
+                    ),
+                };
+                if let Some((_, rtcp, _)) = udp {
+                    conn.rtcp.push(rtcp);
+                }
                 conn.tracks.retain(|o| o.index != index);
                 conn.tracks.push(out);
                 let session = conn
@@ -391,14 +433,7 @@ impl RtspServer {
                     .get_or_insert_with(|| format!("{:016X}", fastrand::u64(..)))
                     .clone();
                 let headers = [
-                    (
-                        "Transport",
-                        format!(
-                            "RTP/AVP/TCP;unicast;interleaved={channel}-{};ssrc={:08X};mode=\"PLAY\"",
-                            channel.wrapping_add(1),
-                            out.ssrc
-                        ),
-                    ),
+                    ("Transport", transport),
                     ("Session", format!("{session};timeout=60")),
                 ];
                 (message::response(200, "OK", cseq, &headers, &[]), false)
@@ -477,6 +512,32 @@ impl RtspServer {
     }
 }
 
+/// Two UDP sockets on loopback-or-any for one track's RTP and RTCP.
+async fn udp_pair() -> std::io::Result<(Arc<UdpSocket>, Arc<UdpSocket>)> {
+    let rtp = UdpSocket::bind("0.0.0.0:0").await?;
+    let rtcp = UdpSocket::bind("0.0.0.0:0").await?;
+    Ok((Arc::new(rtp), Arc::new(rtcp)))
+}
+
+/// Sends one datagram gathered from `parts`. A datagram the kernel cannot
+/// take now waits for the socket; an error (the client's port closed) ends
+/// the viewer.
+async fn send_udp(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    parts: &[IoSlice<'_>],
+) -> std::io::Result<usize> {
+    loop {
+        sock.writable().await?;
+        match sock.try_io(tokio::io::Interest::WRITABLE, || {
+            socket2::SockRef::from(sock).send_to_vectored(parts, &to.into())
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
 fn video_ready(info: &StreamInfo) -> bool {
     info.video().is_some_and(|v| !v.extra_data.is_empty())
 }
@@ -510,6 +571,8 @@ struct Conn {
     session: Option<String>,
     session_num: u64,
     tracks: Vec<TrackOut>,
+    /// Our RTCP sockets for UDP tracks, held open for the session.
+    rtcp: Vec<Arc<UdpSocket>>,
     playing: bool,
 }
 
@@ -523,10 +586,12 @@ impl Conn {
 }
 
 /// One set-up track of a viewer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct TrackOut {
     index: u8,
     channel: u8,
+    /// UDP unicast: our RTP socket and the client's RTP address.
+    udp: Option<(Arc<UdpSocket>, SocketAddr)>,
     codec: Codec,
     pt: u8,
     seq: u16,
