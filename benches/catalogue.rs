@@ -234,6 +234,7 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
         store: store.clone(),
         config: Arc::new(config),
         pulls,
+        ws: Default::default(),
     });
 
     // Query mix for lists and searches: realistic operator requests.

@@ -296,6 +296,7 @@ pub async fn serve_on(
         store: store.clone(),
         config,
         pulls: engine.pulls.clone(),
+        ws: engine.telemetry.ws.clone(),
     });
     on_ready(Bound {
         http: addr,

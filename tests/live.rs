@@ -46,6 +46,12 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 /// Starts the clip demo; returns it, its HTTP address and an `always`
 /// camera's ID once that camera is online.
 fn demo() -> (Demo, String, String) {
+    let (d, addr, id, _) = demo_with_metrics();
+    (d, addr, id)
+}
+
+/// [`demo`], also returning the ops listener's address.
+fn demo_with_metrics() -> (Demo, String, String, String) {
     let mut child = Command::new(BIN)
         .args([
             "demo",
@@ -61,11 +67,14 @@ fn demo() -> (Demo, String, String) {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
+    let (mut addr, mut metrics) = (None, String::new());
     let mut line = String::new();
     while out.read_line(&mut line).unwrap() > 0 {
         if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
             addr = Some(rest.trim_end_matches('/').to_string());
+        }
+        if let Some(rest) = line.trim().split("Prometheus metrics at http://").nth(1) {
+            metrics = rest.trim_end_matches("/metrics").to_string();
             break;
         }
         line.clear();
@@ -83,7 +92,7 @@ fn demo() -> (Demo, String, String) {
                 .and_then(|c| c["id"].as_str().map(str::to_string))
         });
         if let Some(id) = online {
-            return (demo, addr, id);
+            return (demo, addr, id, metrics);
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
@@ -110,7 +119,7 @@ fn have_ffmpeg() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
-    let (_demo, addr, id) = demo();
+    let (_demo, addr, id, metrics) = demo_with_metrics();
 
     // The embed page names its camera and plays over /live.
     let (status, page) = http_get(&addr, &format!("/embed/{id}"));
@@ -171,6 +180,21 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
             other => panic!("the stream kept coming: {other:?}"),
         }
     }
+    // While it plays, metrics count a WebSocket viewer of this camera.
+    assert!(!metrics.is_empty(), "the demo prints its metrics address");
+    let m = http_get(&metrics, "/metrics").1;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("camgate_camera_protocol_viewers{")
+                && l.contains(&format!("camera_id=\"{id}\""))
+                && l.contains("protocol=\"ws\"")
+                && l.ends_with(" 1")),
+        "{m}"
+    );
+    assert!(
+        m.contains("camgate_time_to_first_frame_seconds_count{protocol=\"ws\"} 1\n"),
+        "{m}"
+    );
     drop(ws);
     assert_eq!(&bytes[4..8], b"ftyp", "the init segment comes first");
     assert_eq!(

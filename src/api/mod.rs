@@ -30,6 +30,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub pulls: Arc<crate::pull::PullManager>,
+    /// The WebSocket live path's counters (shared with metrics).
+    pub ws: Arc<crate::relay::ViewerCounters>,
 }
 
 /// Builds the HTTP router.

@@ -38,6 +38,8 @@ pub struct Telemetry {
     pub webhooks: Arc<WebhookCounters>,
     /// The RTSP relay's counters.
     pub rtsp: Arc<crate::relay::rtsp::RtspCounters>,
+    /// The WebSocket live path's counters.
+    pub ws: Arc<crate::relay::ViewerCounters>,
 }
 
 impl Telemetry {
@@ -48,6 +50,7 @@ impl Telemetry {
             probes: Default::default(),
             webhooks: Default::default(),
             rtsp: Default::default(),
+            ws: Default::default(),
         }
     }
 }
@@ -180,14 +183,16 @@ pub fn render(t: &Telemetry) -> String {
         "Viewers of each camera per relay protocol (cameras with viewers).",
         Kind::Gauge,
     );
-    let rtsp_viewers = t.rtsp.viewers();
-    for (id, d, ..) in &snaps {
-        if let Some(n) = rtsp_viewers.get(&**id).filter(|n| **n > 0) {
-            e.sample(
-                name,
-                &[("camera_id", id), ("district", d), ("protocol", "rtsp")],
-                *n as f64,
-            );
+    for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
+        let viewers = c.viewers();
+        for (id, d, ..) in &snaps {
+            if let Some(n) = viewers.get(&**id).filter(|n| **n > 0) {
+                e.sample(
+                    name,
+                    &[("camera_id", id), ("district", d), ("protocol", protocol)],
+                    *n as f64,
+                );
+            }
         }
     }
     // Stream stats only for cameras being pulled: the others have none.
@@ -284,7 +289,7 @@ pub fn render(t: &Telemetry) -> String {
         "camgate_sent_bytes_total",
         "Media bytes sent to viewers by every relay.",
         Kind::Counter,
-        t.rtsp.bytes_out.load(Ordering::Relaxed) as f64,
+        (t.rtsp.bytes_out.load(Ordering::Relaxed) + t.ws.bytes_out.load(Ordering::Relaxed)) as f64,
     );
     let name = "camgate_time_to_first_frame_seconds";
     e.family(
@@ -292,8 +297,10 @@ pub fn render(t: &Telemetry) -> String {
         "From a viewer's play request to its first frame sent.",
         Kind::Histogram,
     );
-    let (buckets, sum, count) = t.rtsp.first_frame.snapshot();
-    e.histogram(name, &[("protocol", "rtsp")], &buckets, sum, count);
+    for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
+        let (buckets, sum, count) = c.first_frame.snapshot();
+        e.histogram(name, &[("protocol", protocol)], &buckets, sum, count);
+    }
     e.single(
         "camgate_rtsp_sessions_total",
         "RTSP viewer sessions started (PLAY).",

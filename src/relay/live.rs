@@ -55,8 +55,10 @@ pub async fn handler(
         )
         .into_response();
     };
+    let counters = st.ws.clone();
     ws.on_upgrade(move |socket| async move {
-        if let Err(e) = stream(socket, sub).await {
+        let _viewer = counters.join(&id);
+        if let Err(e) = stream(socket, sub, &counters).await {
             tracing::debug!(camera = %id, error = %e, "live viewer ended");
         }
     })
@@ -89,7 +91,13 @@ async fn send(
     Ok(())
 }
 
-async fn stream(socket: WebSocket, mut sub: Subscriber) -> anyhow::Result<()> {
+async fn stream(
+    socket: WebSocket,
+    mut sub: Subscriber,
+    counters: &crate::relay::ViewerCounters,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = std::time::Instant::now();
     let (mut tx, mut rx) = socket.split();
     let Some(info) = video_info(&sub).await else {
         let _ = send(
@@ -137,8 +145,13 @@ async fn stream(socket: WebSocket, mut sub: Subscriber) -> anyhow::Result<()> {
                 sequence = sequence.wrapping_add(1);
                 let sample = Sample { duration, is_key: f.is_key, data: f.data.clone() };
                 let head = fmp4::fragment_head(sequence, (f.pts - first).max(0) as u64, std::slice::from_ref(&sample));
+                let bytes = head.len() + f.data.len();
                 send(&mut tx, Message::Binary(head)).await?;
                 send(&mut tx, Message::Binary(f.data.clone())).await?;
+                counters.bytes_out.fetch_add(bytes as u64, Relaxed);
+                if sequence == 1 {
+                    counters.first_frame.observe(started.elapsed().as_secs_f64());
+                }
             }
             m = rx.next() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),

@@ -219,6 +219,7 @@ impl TestApp {
             store: store.clone(),
             config: config.clone(),
             pulls: pulls.clone(),
+            ws: Default::default(),
         });
         TestApp {
             db,

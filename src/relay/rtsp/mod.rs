@@ -6,4 +6,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod server;
 
-pub use server::{RtspCounters, RtspOptions, RtspServer, Streams};
+pub use server::{RtspOptions, RtspServer, Streams};
+
+/// The RTSP server's counters.
+pub type RtspCounters = super::ViewerCounters;

@@ -12,11 +12,10 @@
 //! connection); a write that makes no progress for `write_timeout` ends it
 //! too, so a reader that stopped reading holds nothing.
 
-use std::collections::HashMap;
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -25,11 +24,11 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
+use super::super::{ViewerCounters as RtspCounters, ViewerGuard};
 use super::message::{self, Incoming, Request};
 use super::{rtp, sdp};
 use crate::fanout::Subscriber;
 use crate::media::{Codec, StreamInfo};
-use crate::metrics::Histogram;
 use crate::pull::PullManager;
 
 /// Server settings.
@@ -47,56 +46,6 @@ impl Default for RtspOptions {
             open_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
         }
-    }
-}
-
-/// What the RTSP server counts, for metrics.
-#[derive(Debug)]
-pub struct RtspCounters {
-    pub sessions: AtomicU64,
-    pub bytes_out: AtomicU64,
-    /// From PLAY to the first frame written.
-    pub first_frame: Histogram,
-    /// Playing viewers per camera.
-    viewers: Mutex<HashMap<String, usize>>,
-}
-
-impl Default for RtspCounters {
-    fn default() -> Self {
-        RtspCounters {
-            sessions: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            first_frame: Histogram::new(&[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            viewers: Mutex::default(),
-        }
-    }
-}
-
-impl RtspCounters {
-    /// Playing viewers per camera.
-    pub fn viewers(&self) -> HashMap<String, usize> {
-        self.viewers.lock().unwrap().clone()
-    }
-
-    fn viewer(&self, camera: &str, delta: isize) {
-        let mut v = self.viewers.lock().unwrap();
-        let n = v.entry(camera.to_string()).or_default();
-        *n = n.saturating_add_signed(delta);
-        if *n == 0 {
-            v.remove(camera);
-        }
-    }
-}
-
-/// Counts a playing viewer for as long as it lives.
-struct ViewerGuard<'a> {
-    counters: &'a RtspCounters,
-    camera: String,
-}
-
-impl Drop for ViewerGuard<'_> {
-    fn drop(&mut self) {
-        self.counters.viewer(&self.camera, -1);
     }
 }
 
@@ -187,12 +136,7 @@ impl RtspServer {
         let mut play_started: Option<Instant> = None;
         loop {
             if conn.playing && guard.is_none() {
-                let camera = conn.camera.clone().unwrap_or_default();
-                self.counters.viewer(&camera, 1);
-                guard = Some(ViewerGuard {
-                    counters: &self.counters,
-                    camera,
-                });
+                guard = Some(self.counters.join(&conn.camera.clone().unwrap_or_default()));
                 play_started = Some(Instant::now());
             }
             // Handle whatever whole messages are buffered.
@@ -464,7 +408,6 @@ impl RtspServer {
                 ];
                 if !conn.playing {
                     conn.playing = true;
-                    self.counters.sessions.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, camera = conn.camera.as_deref().unwrap_or(""), "RTSP play");
                 }
                 (message::response(200, "OK", cseq, &headers, &[]), false)
