@@ -9,20 +9,8 @@ use std::process::Command;
 use camgate::relay::clip::{DEMO_CLIP, parse_h264};
 use camgate::relay::fmp4::{Sample, fragment, init_segment};
 
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffprobe")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
-            "ffprobe is required (CAMGATE_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("SKIPPED: ffprobe is not installed (tests/run.sh installs ffmpeg)");
-    }
-    ok
-}
+mod support;
+use support::{decode_errors, have_ffprobe as have_ffmpeg};
 
 #[test]
 fn ffmpeg_reads_and_decodes_the_fragmented_clip() {
@@ -67,14 +55,5 @@ fn ffmpeg_reads_and_decodes_the_fragmented_clip() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", path, "-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "",
-        "decodes with no errors"
-    );
+    assert_eq!(decode_errors(path), "", "decodes with no errors");
 }

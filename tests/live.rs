@@ -6,123 +6,23 @@
 //! Without ffmpeg the decode check skips loudly (CAMGATE_REQUIRE_TOOLS=1
 //! makes that a failure).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_camgate");
+mod support;
 
-struct Demo(std::process::Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|b| b.1.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Starts the clip demo; returns it, its HTTP address and an `always`
-/// camera's ID once that camera is online.
-fn demo() -> (Demo, String, String) {
-    let (d, addr, id, _) = demo_with_metrics();
-    (d, addr, id)
-}
-
-/// [`demo`], also returning the ops listener's address.
-fn demo_with_metrics() -> (Demo, String, String, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--cameras",
-            "20",
-            "--fleet",
-            "clip",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut metrics) = (None, String::new());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
-            addr = Some(rest.trim_end_matches('/').to_string());
-        }
-        if let Some(rest) = line.trim().split("Prometheus metrics at http://").nth(1) {
-            metrics = rest.trim_end_matches("/metrics").to_string();
-            break;
-        }
-        line.clear();
-    }
-    let demo = Demo(child);
-    let addr = addr.expect("the demo prints its address");
-    let start = Instant::now();
-    loop {
-        let (_, body) = http_get(&addr, "/api/v1/cameras?limit=100");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let online = v["items"].as_array().and_then(|items| {
-            items
-                .iter()
-                .find(|c| c["pull_mode"] == "always" && c["state"] == "online")
-                .and_then(|c| c["id"].as_str().map(str::to_string))
-        });
-        if let Some(id) = online {
-            return (demo, addr, id, metrics);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "an always camera online: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffprobe")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
-            "ffprobe is required (CAMGATE_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("SKIPPED: decode check needs ffprobe (tests/run.sh installs ffmpeg)");
-    }
-    ok
-}
+use support::{Demo, decode_errors, have_ffprobe as have_ffmpeg, http_get};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
-    let (_demo, addr, id, metrics) = demo_with_metrics();
+    let demo = Demo::start("clip");
+    let (addr, id, metrics) = (&demo.http, &demo.camera, &demo.metrics);
 
     // The embed page names its camera and plays over /live.
-    let (status, page) = http_get(&addr, &format!("/embed/{id}"));
+    let (status, page) = http_get(addr, &format!("/embed/{id}"));
     assert_eq!(status, 200);
     assert!(page.contains(&format!("const ID = \"{id}\"")), "{page}");
     assert!(page.contains("/live/"));
@@ -134,7 +34,7 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
         page.contains("/assets/hls.light.min.js"),
         "the LL-HLS fallback is served locally"
     );
-    let (status, js) = http_get(&addr, "/assets/hls.light.min.js");
+    let (status, js) = http_get(addr, "/assets/hls.light.min.js");
     assert_eq!(status, 200);
     assert!(
         js.len() > 100_000 && js.contains("Hls"),
@@ -144,9 +44,9 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
         !js.contains("sourceMappingURL"),
         "no request for a missing source map"
     );
-    let (status, body) = http_get(&addr, "/embed/nope");
+    let (status, body) = http_get(addr, "/embed/nope");
     assert_eq!(status, 404, "{body}");
-    let (status, body) = http_get(&addr, "/embed/%3Cscript%3E");
+    let (status, body) = http_get(addr, "/embed/%3Cscript%3E");
     assert_eq!(status, 404, "{body}");
 
     // Five seconds of the live WebSocket.
@@ -182,7 +82,7 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
     }
     // While it plays, metrics count a WebSocket viewer of this camera.
     assert!(!metrics.is_empty(), "the demo prints its metrics address");
-    let m = http_get(&metrics, "/metrics").1;
+    let m = http_get(metrics, "/metrics").1;
     assert!(
         m.lines()
             .any(|l| l.starts_with("camgate_camera_protocol_viewers{")
@@ -238,13 +138,8 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
         (100..=180).contains(&frames),
         "about 5 s at 25 fps plus the cached GOP: {frames}"
     );
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", path, "-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        decode_errors(path),
         "",
         "the live stream decodes with no errors"
     );
@@ -253,7 +148,8 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
 /// GET returning the status line's code, the headers and the raw body.
 #[cfg(feature = "gstreamer")]
 fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
@@ -274,8 +170,9 @@ fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
 #[cfg(feature = "gstreamer")]
 #[test]
 fn snapshot_is_a_jpeg_of_the_cameras_resolution() {
-    let (_demo, addr, id) = demo();
-    let (status, head, body) = http_get_bytes(&addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    let demo = Demo::start("clip");
+    let (addr, id) = (&demo.http, &demo.camera);
+    let (status, head, body) = http_get_bytes(addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
     assert_eq!(status, 200, "{head} {}", String::from_utf8_lossy(&body));
     assert!(
         head.to_ascii_lowercase()
@@ -293,7 +190,7 @@ fn snapshot_is_a_jpeg_of_the_cameras_resolution() {
         .expect("a JPEG end marker")
         + 2;
     let jpeg = &body[start..end];
-    let (_, _, again) = http_get_bytes(&addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    let (_, _, again) = http_get_bytes(addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
     assert!(
         again
             .windows(jpeg.len().min(64))
@@ -329,8 +226,9 @@ fn snapshot_is_a_jpeg_of_the_cameras_resolution() {
 #[cfg(not(feature = "gstreamer"))]
 #[test]
 fn snapshot_without_the_feature_says_how_to_enable_it() {
-    let (_demo, addr, id) = demo();
-    let (status, body) = http_get(&addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    let demo = Demo::start("clip");
+    let (addr, id) = (&demo.http, &demo.camera);
+    let (status, body) = http_get(addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
     assert_eq!(status, 501, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "snapshots_unavailable");
@@ -340,15 +238,16 @@ fn snapshot_without_the_feature_says_how_to_enable_it() {
             .unwrap()
             .contains("--features gstreamer")
     );
-    let (status, _) = http_get(&addr, "/api/v1/cameras/nope/snapshot.jpg");
+    let (status, _) = http_get(addr, "/api/v1/cameras/nope/snapshot.jpg");
     assert_eq!(status, 404);
 }
 
 #[test]
 fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
-    let (_demo, addr, id) = demo();
+    let demo = Demo::start("clip");
+    let (addr, id) = (&demo.http, &demo.camera);
     let url = format!("http://{addr}/hls/{id}/index.m3u8");
-    let (status, playlist) = http_get(&addr, &format!("/hls/{id}/index.m3u8"));
+    let (status, playlist) = http_get(addr, &format!("/hls/{id}/index.m3u8"));
     assert_eq!(status, 200, "{playlist}");
     assert!(playlist.starts_with("#EXTM3U\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""));
@@ -363,7 +262,7 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
     let (msn, part) = hint.split_once('.').unwrap();
     let started = Instant::now();
     let (status, next) = http_get(
-        &addr,
+        addr,
         &format!("/hls/{id}/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"),
     );
     assert_eq!(status, 200);
@@ -376,7 +275,7 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
         "{:?}",
         started.elapsed()
     );
-    let (status, _) = http_get(&addr, "/hls/nope/index.m3u8");
+    let (status, _) = http_get(addr, "/hls/nope/index.m3u8");
     assert_eq!(status, 404);
     if !have_ffmpeg() {
         return;
@@ -435,14 +334,5 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
         .parse()
         .unwrap_or(0);
     assert!((240..=260).contains(&frames), "10 s at 25 fps: {frames}");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", file, "-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "",
-        "the copy decodes with no errors"
-    );
+    assert_eq!(decode_errors(file), "", "the copy decodes with no errors");
 }

@@ -126,6 +126,18 @@ mod relay {
         }
     }
 
+    /// Decodes `file` with `ffmpeg -v error -f null`, which must succeed;
+    /// what it printed (empty when the file decodes cleanly).
+    async fn decode_errors(file: &std::path::Path) -> String {
+        let out = run(Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(file)
+            .args(["-f", "null", "-"]))
+        .await;
+        assert!(out.status.success(), "ffmpeg could not decode {file:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     async fn run(cmd: &mut Command) -> std::process::Output {
         let mut cmd = tokio::process::Command::from(std::mem::replace(cmd, Command::new("true")));
         cmd.kill_on_drop(true);
@@ -210,19 +222,8 @@ mod relay {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = run(Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-f",
-            "null",
-            "-",
-        ]))
-        .await;
-        assert!(out.status.success());
         assert_eq!(
-            String::from_utf8_lossy(&out.stderr),
+            decode_errors(&file).await,
             "",
             "decoding the copy reports no errors"
         );
@@ -346,18 +347,8 @@ mod relay {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = run(Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-f",
-            "null",
-            "-",
-        ]))
-        .await;
         assert_eq!(
-            String::from_utf8_lossy(&out.stderr),
+            decode_errors(&file).await,
             "",
             "the H.265 copy decodes with no errors"
         );
@@ -431,18 +422,8 @@ mod relay {
         assert_eq!(codec, "h264", "{text}");
         let frames: u32 = frames.parse().unwrap_or(0);
         assert!(frames >= 110, "about 5 s at 25 fps over UDP: {frames}");
-        let out = run(Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-f",
-            "null",
-            "-",
-        ]))
-        .await;
         assert_eq!(
-            String::from_utf8_lossy(&out.stderr),
+            decode_errors(&file).await,
             "",
             "the UDP copy decodes with no errors"
         );

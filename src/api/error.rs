@@ -44,6 +44,14 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+    /// 404 from the relay paths for an unknown or disabled camera.
+    pub fn camera_not_found(id: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "camera_not_found",
+            format!("no enabled camera {id}"),
+        )
+    }
     /// 422 for failed validation: the first field is `field`, all are in
     /// `details`.
     pub fn validation(errs: Vec<FieldError>) -> Self {

@@ -351,6 +351,16 @@ impl Subscriber {
         self.fanout.upgrade().and_then(|f| f.info())
     }
 
+    /// Waits up to `limit` for track parameters whose video track is
+    /// described ([`StreamInfo::video_ready`]); `None` when the time runs
+    /// out or the camera goes away.
+    pub async fn video_info(&self, limit: Duration) -> Option<Arc<StreamInfo>> {
+        let mut rx = self.fanout.upgrade()?.watch_info();
+        let ready = rx.wait_for(|i| i.as_deref().is_some_and(StreamInfo::video_ready));
+        let info = tokio::time::timeout(limit, ready).await.ok()?.ok()?;
+        info.clone()
+    }
+
     /// Frames waiting in this subscriber's queue.
     pub fn queued(&self) -> usize {
         self.shared.q.lock().unwrap().queue.len()

@@ -68,6 +68,12 @@ impl StreamInfo {
     pub fn video(&self) -> Option<&Track> {
         self.tracks.iter().find(|t| t.codec.is_video())
     }
+
+    /// Whether the video track's parameters (SPS/PPS and the like) are
+    /// known, so a relay can describe it.
+    pub fn video_ready(&self) -> bool {
+        self.video().is_some_and(|v| !v.extra_data.is_empty())
+    }
 }
 
 /// One access unit (video) or audio frame.

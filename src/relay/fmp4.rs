@@ -176,7 +176,7 @@ pub fn fragment_head(sequence: u32, base_decode_time: u64, samples: &[Sample]) -
             cts: None,
         })
         .collect();
-    let mut moof = Moof {
+    let moof = Moof {
         mfhd: Mfhd {
             sequence_number: sequence,
         },
@@ -196,16 +196,42 @@ pub fn fragment_head(sequence: u32, base_decode_time: u64, samples: &[Sample]) -
         }],
     };
     // The data offset counts from the start of the moof to the first
-    // sample byte: the moof's own size plus the mdat header.
-    let mut probe = Vec::new();
-    moof.encode(&mut probe).expect("encoding into a Vec");
-    moof.traf[0].trun[0].data_offset = Some(probe.len() as i32 + 8);
-    let data_len: usize = samples.iter().map(|s| s.data.len()).sum();
-    let mut out = Vec::with_capacity(probe.len() + 8);
+    // sample byte: the moof's own size plus the mdat header. The moof's size
+    // does not depend on the offset's value, so it is encoded once and the
+    // field patched (this runs per frame for every WebSocket viewer).
+    let mut out = Vec::with_capacity(256);
     moof.encode(&mut out).expect("encoding into a Vec");
+    let at = trun_data_offset_at(&out).expect("the moof has a traf with a trun");
+    let offset = out.len() as u32 + 8;
+    out[at..at + 4].copy_from_slice(&offset.to_be_bytes());
+    let data_len: usize = samples.iter().map(|s| s.data.len()).sum();
     out.extend_from_slice(&((8 + data_len) as u32).to_be_bytes());
     out.extend_from_slice(b"mdat");
     Bytes::from(out)
+}
+
+/// Where the first trun's `data_offset` field sits in an encoded moof: the
+/// trun's box header (8), version and flags (4) and sample count (4) come
+/// before it.
+fn trun_data_offset_at(moof: &[u8]) -> Option<usize> {
+    // The child box of `kind` among the boxes in `buf[start..end]`.
+    let child = |start: usize, end: usize, kind: &[u8; 4]| -> Option<(usize, usize)> {
+        let mut pos = start;
+        while pos + 8 <= end {
+            let size = u32::from_be_bytes(moof[pos..pos + 4].try_into().ok()?) as usize;
+            if size < 8 || pos + size > end {
+                return None;
+            }
+            if &moof[pos + 4..pos + 8] == kind {
+                return Some((pos, pos + size));
+            }
+            pos += size;
+        }
+        None
+    };
+    let (traf, traf_end) = child(8, moof.len(), b"traf")?;
+    let (trun, trun_end) = child(traf + 8, traf_end, b"trun")?;
+    (trun + 20 <= trun_end).then_some(trun + 16)
 }
 
 #[cfg(test)]

@@ -289,12 +289,7 @@ async fn wait_for(m: &Muxer, ready: impl Fn(&Media) -> bool) -> Option<Arc<Media
 }
 
 fn not_found(id: &str) -> Response {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "camera_not_found",
-        format!("no enabled camera {id}"),
-    )
-    .into_response()
+    ApiError::camera_not_found(id).into_response()
 }
 
 fn unavailable(what: &str) -> Response {
@@ -410,13 +405,7 @@ pub async fn part(
     let Some(m) = started(&st, &id) else {
         return not_found(&id);
     };
-    let ready = |md: &Media| {
-        md.segments
-            .iter()
-            .any(|s| s.msn == msn && s.parts.len() > index)
-            || md.segments.iter().any(|s| s.msn > msn)
-    };
-    match wait_for(&m, ready).await {
+    match wait_for(&m, |md| md.has_part(msn, index)).await {
         Some(md) => match md
             .segments
             .iter()

@@ -11,19 +11,16 @@
 //! by the fan-out, like every other output; a send that makes no progress
 //! for the write timeout ends the connection.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 
 use super::fmp4::{self, Sample};
 use crate::api::{ApiError, AppState};
 use crate::fanout::Subscriber;
-use crate::media::StreamInfo;
 
 /// How long a new viewer waits for the camera's stream to open.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,22 +35,9 @@ pub async fn handler(
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let enabled = st.pulls.config(&id).is_some_and(|c| c.enabled);
-    if !enabled {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "camera_not_found",
-            format!("no enabled camera {id}"),
-        )
-        .into_response();
-    }
+    // `subscribe` answers None for unknown and disabled cameras alike.
     let Some(sub) = st.pulls.subscribe(&id) else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "camera_not_found",
-            format!("no enabled camera {id}"),
-        )
-        .into_response();
+        return ApiError::camera_not_found(&id).into_response();
     };
     let counters = st.ws.clone();
     ws.on_upgrade(move |socket| async move {
@@ -62,23 +46,6 @@ pub async fn handler(
             tracing::debug!(camera = %id, error = %e, "live viewer ended");
         }
     })
-}
-
-/// Waits for the video track's parameters.
-async fn video_info(sub: &Subscriber) -> Option<Arc<StreamInfo>> {
-    let deadline = tokio::time::Instant::now() + OPEN_TIMEOUT;
-    loop {
-        if let Some(info) = sub
-            .info()
-            .filter(|i| i.video().is_some_and(|v| !v.extra_data.is_empty()))
-        {
-            return Some(info);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn send(
@@ -99,7 +66,7 @@ async fn stream(
     use std::sync::atomic::Ordering::Relaxed;
     let started = std::time::Instant::now();
     let (mut tx, mut rx) = socket.split();
-    let Some(info) = video_info(&sub).await else {
+    let Some(info) = sub.video_info(OPEN_TIMEOUT).await else {
         let _ = send(
             &mut tx,
             Message::Text(r#"{"type":"error","error":"the camera's stream did not open"}"#.into()),
@@ -170,12 +137,7 @@ pub async fn embed(State(st): State<AppState>, Path(id): Path<String>) -> Respon
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid || !st.pulls.config(&id).is_some_and(|c| c.enabled) {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "camera_not_found",
-            format!("no enabled camera {id}"),
-        )
-        .into_response();
+        return ApiError::camera_not_found(&id).into_response();
     }
     let page = include_str!("../web/embed.html").replace("{{CAMERA_ID}}", &id);
     (

@@ -41,12 +41,7 @@ fn jpeg(b: Bytes) -> Response {
 /// The handler.
 pub async fn handler(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     if !st.pulls.config(&id).is_some_and(|c| c.enabled) {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "camera_not_found",
-            format!("no enabled camera {id}"),
-        )
-        .into_response();
+        return ApiError::camera_not_found(&id).into_response();
     }
     if !cfg!(feature = "gstreamer") {
         return ApiError::new(
@@ -80,13 +75,10 @@ pub async fn handler(State(st): State<AppState>, Path(id): Path<String>) -> Resp
 async fn take(st: &AppState, id: &str) -> Result<Bytes, ApiError> {
     let unavailable =
         |m: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stream_unavailable", m);
-    let mut sub = st.pulls.subscribe(id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "camera_not_found",
-            format!("no enabled camera {id}"),
-        )
-    })?;
+    let mut sub = st
+        .pulls
+        .subscribe(id)
+        .ok_or_else(|| ApiError::camera_not_found(id))?;
     let deadline = tokio::time::Instant::now() + KEY_FRAME_TIMEOUT;
     let frame = loop {
         let d = tokio::time::timeout_at(deadline, sub.recv())

@@ -442,20 +442,13 @@ impl RtspServer {
             conn.camera = Some(id.to_string());
         }
         let sub = conn.sub.as_ref().expect("subscribed");
-        let deadline = tokio::time::Instant::now() + self.opts.open_timeout;
-        loop {
-            if let Some(info) = sub.info().filter(|i| video_ready(i)) {
-                return Ok(info);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err((503, "Service Unavailable"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        sub.video_info(self.opts.open_timeout)
+            .await
+            .ok_or((503, "Service Unavailable"))
     }
 }
 
-/// Two UDP sockets on loopback-or-any for one track's RTP and RTCP.
+/// Two UDP sockets (any address, free ports) for one track's RTP and RTCP.
 async fn udp_pair() -> std::io::Result<(Arc<UdpSocket>, Arc<UdpSocket>)> {
     let rtp = UdpSocket::bind("0.0.0.0:0").await?;
     let rtcp = UdpSocket::bind("0.0.0.0:0").await?;
@@ -479,10 +472,6 @@ async fn send_udp(
             r => return r,
         }
     }
-}
-
-fn video_ready(info: &StreamInfo) -> bool {
-    info.video().is_some_and(|v| !v.extra_data.is_empty())
 }
 
 fn session_matches(conn: &Conn, req: &Request) -> bool {

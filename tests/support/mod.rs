@@ -1,0 +1,135 @@
+//! What the process-level tests (live, browser, fmp4) share: the demo as a
+//! child process that is killed when dropped, a plain HTTP GET, and the
+//! ffprobe presence check that skips loudly (or fails under
+//! CAMGATE_REQUIRE_TOOLS=1, as tests/run.sh sets).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `camgate demo` and what it printed.
+pub struct Demo {
+    child: std::process::Child,
+    /// The HTTP listener, `127.0.0.1:PORT`.
+    pub http: String,
+    /// The ops listener (`/metrics`).
+    pub metrics: String,
+    /// An `always` camera that is online.
+    pub camera: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Demo {
+    /// Starts `camgate demo --fleet FLEET` with 20 cameras on free ports and
+    /// waits (20 s at most) until one of its `always` cameras is online.
+    pub fn start(fleet: &str) -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_camgate"))
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--cameras",
+                "20",
+                "--fleet",
+                fleet,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut http, mut metrics) = (None, String::new());
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap() > 0 {
+            if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
+                http = Some(rest.trim_end_matches('/').to_string());
+            }
+            if let Some(rest) = line.trim().split("Prometheus metrics at http://").nth(1) {
+                metrics = rest.trim_end_matches("/metrics").to_string();
+                break;
+            }
+            line.clear();
+        }
+        let mut demo = Demo {
+            child,
+            http: http.expect("the demo prints its address"),
+            metrics,
+            camera: String::new(),
+        };
+        let start = Instant::now();
+        loop {
+            let (_, body) = http_get(&demo.http, "/api/v1/cameras?limit=100");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let online = v["items"].as_array().and_then(|items| {
+                items
+                    .iter()
+                    .find(|c| c["pull_mode"] == "always" && c["state"] == "online")
+                    .and_then(|c| c["id"].as_str().map(str::to_string))
+            });
+            if let Some(id) = online {
+                demo.camera = id;
+                return demo;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "an always camera online: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// GET over HTTP/1.1 with `Connection: close`: the status and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|b| b.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Whether ffprobe runs; without it the caller skips, saying so, unless
+/// CAMGATE_REQUIRE_TOOLS=1 makes that a failure.
+pub fn have_ffprobe() -> bool {
+    let ok = Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
+            "ffprobe is required (CAMGATE_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("SKIPPED: this check needs ffprobe (tests/run.sh installs ffmpeg)");
+    }
+    ok
+}
+
+/// Decodes `path` with `ffmpeg -v error -f null`, which must succeed; the
+/// errors it printed (empty when the file decodes cleanly).
+pub fn decode_errors(path: &str) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", path, "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffmpeg could not decode {path}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
