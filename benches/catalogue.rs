@@ -235,6 +235,7 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
         config: Arc::new(config),
         pulls,
         ws: Default::default(),
+        hls: Default::default(),
     });
 
     // Query mix for lists and searches: realistic operator requests.

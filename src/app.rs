@@ -297,6 +297,7 @@ pub async fn serve_on(
         config,
         pulls: engine.pulls.clone(),
         ws: engine.telemetry.ws.clone(),
+        hls: engine.telemetry.hls.clone(),
     });
     on_ready(Bound {
         http: addr,
@@ -304,8 +305,11 @@ pub async fn serve_on(
         rtsp: rtsp_addr,
     });
     let token = shutdown.clone();
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { token.cancelled().await });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { token.cancelled().await });
     let mut server = tokio::spawn(async move { server.await });
     tokio::select! {
         r = &mut server => r??,

@@ -275,6 +275,30 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
         "{:?}",
         started.elapsed()
     );
+    // Metrics count this client as an LL-HLS viewer of the camera, with
+    // the bytes it was sent.
+    let m = http_get(&demo.metrics, "/metrics").1;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("camgate_camera_protocol_viewers{")
+                && l.contains(&format!("camera_id=\"{id}\""))
+                && l.contains("protocol=\"hls\"")
+                && l.ends_with(" 1")),
+        "{m}"
+    );
+    assert!(
+        m.contains("camgate_relay_sessions_total{protocol=\"hls\"} 1\n"),
+        "{m}"
+    );
+    let sent = m
+        .lines()
+        .find_map(|l| l.strip_prefix("camgate_sent_bytes_total{protocol=\"hls\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        sent as usize >= playlist.len() + next.len(),
+        "both playlists counted: {sent}"
+    );
     let (status, _) = http_get(addr, "/hls/nope/index.m3u8");
     assert_eq!(status, 404);
     if !have_ffmpeg() {

@@ -15,6 +15,7 @@ mod relay {
     use std::net::TcpStream;
     use std::process::{Command, Stdio};
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
     use tokio_util::sync::CancellationToken;
@@ -276,6 +277,11 @@ mod relay {
 
         // One upstream session for all of it.
         assert_eq!(r.sim.connections(), 1, "the camera was pulled once");
+        // Live frames had their time inside the gateway measured (the
+        // figures themselves are the relay bench's).
+        let (_, _, delays) = r.counters.delay.snapshot();
+        assert!(delays > 100, "{delays} frames' delays measured");
+        assert!(r.counters.bytes_out.load(Ordering::Relaxed) > 100_000);
         r.cancel.cancel();
         r.pulls.shutdown().await;
     }
@@ -650,6 +656,12 @@ mod relay {
         assert!(
             totals.frames_dropped > 0,
             "the stalled reader's frames were skipped"
+        );
+        let rtsp_dropped = r.counters.frames_dropped.load(Ordering::Relaxed);
+        assert!(
+            rtsp_dropped > 0 && rtsp_dropped <= totals.frames_dropped,
+            "and counted as the RTSP relay's: {rtsp_dropped} of {}",
+            totals.frames_dropped
         );
         r.cancel.cancel();
         r.pulls.shutdown().await;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub pulls: Arc<crate::pull::PullManager>,
     /// The WebSocket live path's counters (shared with metrics).
     pub ws: Arc<crate::relay::ViewerCounters>,
+    /// The LL-HLS path's counters (shared with metrics).
+    pub hls: Arc<crate::relay::ViewerCounters>,
 }
 
 /// Builds the HTTP router.

@@ -78,6 +78,17 @@ struct SubQueue {
     /// When the subscriber fell behind, while it is behind.
     behind_since: Option<Instant>,
     closed: bool,
+    /// Where this subscriber's drops are counted too (its relay protocol).
+    drop_counter: Option<Arc<AtomicU64>>,
+}
+
+impl SubQueue {
+    fn count_drops(&self, counters: &FanoutCounters, n: u64) {
+        counters.frames_dropped.fetch_add(n, Ordering::Relaxed);
+        if let Some(c) = &self.drop_counter {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
 }
 
 struct SubShared {
@@ -204,26 +215,24 @@ impl Fanout {
             }
             if q.waiting_key && !frame.is_key {
                 q.skipped += 1;
-                self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                q.count_drops(&self.counters, 1);
                 return true;
             }
             if q.queue.len() >= self.opts.queue_frames {
                 // Fallen behind: drop what it has queued (it would only
                 // arrive late) and resume at the next key frame.
-                let stale = q.queue.len() as u64 + 1;
+                // The queued frames, and this one unless it is a key
+                // frame (delivered: the subscriber resumes there).
+                let stale = q.queue.len() as u64 + u64::from(!frame.is_key);
                 q.queue.clear();
                 q.skipped += stale;
                 q.waiting_key = !frame.is_key;
                 q.behind_since.get_or_insert(now);
                 self.counters.skips.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .frames_dropped
-                    .fetch_add(stale, Ordering::Relaxed);
+                q.count_drops(&self.counters, stale);
                 if !frame.is_key {
                     return true;
                 }
-                q.skipped -= 1; // the key frame itself is delivered
-                self.counters.frames_dropped.fetch_sub(1, Ordering::Relaxed);
             }
             q.waiting_key = false;
             q.queue.push_back(frame.clone());
@@ -271,6 +280,7 @@ impl Fanout {
             skipped: 0,
             behind_since: None,
             closed: false,
+            drop_counter: None,
         };
         if !inner.gop.is_empty() && inner.gop.len() <= self.opts.queue_frames {
             q.queue.extend(inner.gop.iter().cloned());
@@ -361,6 +371,12 @@ impl Subscriber {
         info.clone()
     }
 
+    /// Counts this subscriber's dropped frames in `counter` too (besides
+    /// the fan-out's own total), e.g. per relay protocol.
+    pub fn count_drops_in(&self, counter: Arc<AtomicU64>) {
+        self.shared.q.lock().unwrap().drop_counter = Some(counter);
+    }
+
     /// Frames waiting in this subscriber's queue.
     pub fn queued(&self) -> usize {
         self.shared.q.lock().unwrap().queue.len()
@@ -386,6 +402,7 @@ mod tests {
             pts: n * 3000,
             is_key: key,
             data: Bytes::from(vec![n as u8; 100]),
+            arrived: std::time::Instant::now(),
         }
     }
 
@@ -439,7 +456,11 @@ mod tests {
     async fn a_slow_subscriber_skips_to_the_next_key_frame_without_slowing_others() {
         let f = Fanout::new(opts(4));
         let mut slow = f.subscribe();
+        let slow_drops = Arc::new(AtomicU64::new(0));
+        slow.count_drops_in(slow_drops.clone());
         let mut fast = f.subscribe();
+        let fast_drops = Arc::new(AtomicU64::new(0));
+        fast.count_drops_in(fast_drops.clone());
         let mut fast_got = Vec::new();
         for n in 0..10 {
             f.publish(frame(n, n % 8 == 0)); // keys at 0 and 8
@@ -460,6 +481,9 @@ mod tests {
         assert_eq!(got, [(8, 8), (9, 0)]);
         assert_eq!(f.counters.skips.load(Ordering::Relaxed), 1);
         assert_eq!(f.counters.frames_dropped.load(Ordering::Relaxed), 8);
+        // ...and in the slow one's own counter (its relay protocol's).
+        assert_eq!(slow_drops.load(Ordering::Relaxed), 8);
+        assert_eq!(fast_drops.load(Ordering::Relaxed), 0);
         // Caught up: it is not disconnected later.
         tokio::time::sleep(Duration::from_millis(250)).await;
         f.publish(frame(10, false));

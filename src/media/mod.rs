@@ -88,6 +88,9 @@ pub struct Frame {
     pub is_key: bool,
     /// Frame data: for H.264/H.265, AVC-style length-prefixed NAL units.
     pub data: Bytes,
+    /// When the frame arrived at the gateway (its last packet was read from
+    /// the camera): relays measure the time it spends inside from here.
+    pub arrived: std::time::Instant,
 }
 
 /// Whether an H.265 access unit (4-byte length-prefixed NAL units) holds an

@@ -40,9 +40,16 @@ pub struct Telemetry {
     pub rtsp: Arc<crate::relay::rtsp::RtspCounters>,
     /// The WebSocket live path's counters.
     pub ws: Arc<crate::relay::ViewerCounters>,
+    /// The LL-HLS path's counters.
+    pub hls: Arc<crate::relay::ViewerCounters>,
 }
 
 impl Telemetry {
+    /// Each relay protocol's label and counters.
+    pub fn protocols(&self) -> [(&'static str, &crate::relay::ViewerCounters); 3] {
+        [("rtsp", &self.rtsp), ("ws", &self.ws), ("hls", &self.hls)]
+    }
+
     pub fn new(pulls: Arc<PullManager>) -> Self {
         Telemetry {
             pulls,
@@ -51,6 +58,7 @@ impl Telemetry {
             webhooks: Default::default(),
             rtsp: Default::default(),
             ws: Default::default(),
+            hls: Default::default(),
         }
     }
 }
@@ -183,7 +191,7 @@ pub fn render(t: &Telemetry) -> String {
         "Viewers of each camera per relay protocol (cameras with viewers).",
         Kind::Gauge,
     );
-    for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
+    for (protocol, c) in t.protocols() {
         let viewers = c.viewers();
         for (id, d, ..) in &snaps {
             if let Some(n) = viewers.get(&**id).filter(|n| **n > 0) {
@@ -285,28 +293,58 @@ pub fn render(t: &Telemetry) -> String {
         Kind::Counter,
         totals.frames_in as f64,
     );
-    e.single(
-        "camgate_sent_bytes_total",
-        "Media bytes sent to viewers by every relay.",
+    let name = "camgate_sent_bytes_total";
+    e.family(
+        name,
+        "Media bytes sent to viewers, per relay protocol.",
         Kind::Counter,
-        (t.rtsp.bytes_out.load(Ordering::Relaxed) + t.ws.bytes_out.load(Ordering::Relaxed)) as f64,
     );
+    for (protocol, c) in t.protocols() {
+        let n = c.bytes_out.load(Ordering::Relaxed);
+        e.sample(name, &[("protocol", protocol)], n as f64);
+    }
+    let name = "camgate_relay_sessions_total";
+    e.family(
+        name,
+        "Viewer sessions started, per relay protocol (RTSP: PLAY; WebSocket: \
+         an opened stream; LL-HLS: a client address new to the camera).",
+        Kind::Counter,
+    );
+    for (protocol, c) in t.protocols() {
+        let n = c.sessions.load(Ordering::Relaxed);
+        e.sample(name, &[("protocol", protocol)], n as f64);
+    }
+    let name = "camgate_relay_dropped_frames_total";
+    e.family(
+        name,
+        "Frames a relay did not send because its viewer (LL-HLS: the camera's \
+         muxer) had fallen behind, per protocol.",
+        Kind::Counter,
+    );
+    for (protocol, c) in t.protocols() {
+        let n = c.frames_dropped.load(Ordering::Relaxed);
+        e.sample(name, &[("protocol", protocol)], n as f64);
+    }
     let name = "camgate_time_to_first_frame_seconds";
     e.family(
         name,
-        "From a viewer's play request to its first frame sent.",
+        "From a viewer's play request (WebSocket: its opening) to its first frame sent.",
         Kind::Histogram,
     );
     for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
         let (buckets, sum, count) = c.first_frame.snapshot();
         e.histogram(name, &[("protocol", protocol)], &buckets, sum, count);
     }
-    e.single(
-        "camgate_rtsp_sessions_total",
-        "RTSP viewer sessions started (PLAY).",
-        Kind::Counter,
-        t.rtsp.sessions.load(Ordering::Relaxed) as f64,
+    let name = "camgate_relay_delay_seconds";
+    e.family(
+        name,
+        "From a live frame's arrival at the gateway to the end of its write to a viewer.",
+        Kind::Histogram,
     );
+    for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
+        let (buckets, sum, count) = c.delay.snapshot();
+        e.histogram(name, &[("protocol", protocol)], &buckets, sum, count);
+    }
     e.single(
         "camgate_dropped_frames_total",
         "Frames not delivered to a subscriber that had fallen behind.",

@@ -231,6 +231,7 @@ impl PullStream for RetinaStream {
                         pts,
                         is_key,
                         data,
+                        arrived: std::time::Instant::now(),
                     };
                     return Ok(Some(Pulled { frame, new_info }));
                 }
@@ -246,6 +247,7 @@ impl PullStream for RetinaStream {
                         pts: f.timestamp().elapsed(),
                         is_key: false,
                         data: Bytes::copy_from_slice(f.data()),
+                        arrived: std::time::Instant::now(),
                     };
                     return Ok(Some(Pulled {
                         frame,

@@ -107,6 +107,7 @@ impl PullStream for FakeStream {
                 pts: n * 3600,
                 is_key: n % 25 == 0,
                 data: Bytes::from(vec![0u8; 5000]),
+                arrived: std::time::Instant::now(),
             },
             new_info: None,
         }))

@@ -151,6 +151,7 @@ impl ClipFleet {
                     pts,
                     is_key: *key,
                     data: data.clone(),
+                    arrived: std::time::Instant::now(),
                 });
                 pts += step;
             }

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::fmp4::{self, Sample};
+use crate::api::extract::ClientAddr;
 use crate::api::{ApiError, AppState};
 use crate::fanout::Subscriber;
 
@@ -151,8 +152,9 @@ fn muxer(st: &AppState, id: &str) -> Option<Arc<Muxer>> {
         last_request: Mutex::new(Instant::now()),
     });
     all.insert(id.to_string(), m.clone());
-    let (id, mm) = (id.to_string(), m.clone());
+    let (id, mm, counters) = (id.to_string(), m.clone(), st.hls.clone());
     tokio::spawn(async move {
+        counters.count_drops_of(&sub);
         run(&mm, sub).await;
         let mut all = muxers().lock().unwrap();
         if all.get(&id).is_some_and(|x| Arc::ptr_eq(x, &mm)) {
@@ -301,22 +303,32 @@ fn unavailable(what: &str) -> Response {
     .into_response()
 }
 
-fn body(content_type: &'static str, b: impl Into<axum::body::Body>) -> Response {
+/// A media response, counted in the LL-HLS bytes sent.
+fn body(st: &AppState, content_type: &'static str, b: impl Into<Bytes>) -> Response {
+    let b: Bytes = b.into();
+    st.hls
+        .bytes_out
+        .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        b.into(),
+        b,
     )
         .into_response()
 }
 
-fn started(st: &AppState, id: &str) -> Option<Arc<Muxer>> {
+/// The camera's muxer, if the camera exists and is enabled; notes the
+/// client as one of its viewers.
+fn started(st: &AppState, id: &str, client: ClientAddr) -> Option<Arc<Muxer>> {
     if !st.pulls.config(id).is_some_and(|c| c.enabled) {
         return None;
     }
-    muxer(st, id)
+    let m = muxer(st, id)?;
+    let ip = client.0.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    st.hls.touch(id, ip);
+    Some(m)
 }
 
 /// Blocking-reload query.
@@ -331,10 +343,11 @@ pub struct Reload {
 /// `GET /hls/{id}/index.m3u8`.
 pub async fn index(
     State(st): State<AppState>,
+    client: ClientAddr,
     Path(id): Path<String>,
     Query(q): Query<Reload>,
 ) -> Response {
-    let Some(m) = started(&st, &id) else {
+    let Some(m) = started(&st, &id, client) else {
         return not_found(&id);
     };
     let media = match q.msn {
@@ -346,18 +359,22 @@ pub async fn index(
         None => wait_for(&m, |md| md.segments.iter().any(|s| s.complete)).await,
     };
     match media {
-        Some(md) => body("application/vnd.apple.mpegurl", playlist(&md.segments)),
+        Some(md) => body(&st, "application/vnd.apple.mpegurl", playlist(&md.segments)),
         None => unavailable("the playlist"),
     }
 }
 
 /// `GET /hls/{id}/init.mp4`.
-pub async fn init(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(m) = started(&st, &id) else {
+pub async fn init(
+    State(st): State<AppState>,
+    client: ClientAddr,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(m) = started(&st, &id, client) else {
         return not_found(&id);
     };
     match wait_for(&m, |md| md.init.is_some()).await {
-        Some(md) => body("video/mp4", md.init.clone().unwrap_or_default()),
+        Some(md) => body(&st, "video/mp4", md.init.clone().unwrap_or_default()),
         None => unavailable("the init segment"),
     }
 }
@@ -365,6 +382,7 @@ pub async fn init(State(st): State<AppState>, Path(id): Path<String>) -> Respons
 /// `GET /hls/{id}/seg/{msn}.m4s`.
 pub async fn segment(
     State(st): State<AppState>,
+    client: ClientAddr,
     Path((id, name)): Path<(String, String)>,
 ) -> Response {
     let Some(msn) = name
@@ -373,7 +391,7 @@ pub async fn segment(
     else {
         return not_found(&id);
     };
-    let Some(m) = started(&st, &id) else {
+    let Some(m) = started(&st, &id, client) else {
         return not_found(&id);
     };
     let ready = |md: &Media| md.segments.iter().any(|s| s.msn == msn && s.complete);
@@ -384,7 +402,7 @@ pub async fn segment(
             for p in &s.parts {
                 out.extend_from_slice(&p.data);
             }
-            body("video/iso.segment", out)
+            body(&st, "video/iso.segment", out)
         }
         None => not_found(&id),
     }
@@ -393,6 +411,7 @@ pub async fn segment(
 /// `GET /hls/{id}/part/{msn}.{part}.m4s`.
 pub async fn part(
     State(st): State<AppState>,
+    client: ClientAddr,
     Path((id, name)): Path<(String, String)>,
 ) -> Response {
     let parsed = name.strip_suffix(".m4s").and_then(|n| {
@@ -402,7 +421,7 @@ pub async fn part(
     let Some((msn, index)) = parsed else {
         return not_found(&id);
     };
-    let Some(m) = started(&st, &id) else {
+    let Some(m) = started(&st, &id, client) else {
         return not_found(&id);
     };
     match wait_for(&m, |md| md.has_part(msn, index)).await {
@@ -412,7 +431,7 @@ pub async fn part(
             .find(|s| s.msn == msn)
             .and_then(|s| s.parts.get(index))
         {
-            Some(p) => body("video/iso.segment", p.data.clone()),
+            Some(p) => body(&st, "video/iso.segment", p.data.clone()),
             None => not_found(&id),
         },
         None => not_found(&id),

@@ -65,6 +65,7 @@ async fn stream(
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let started = std::time::Instant::now();
+    counters.count_drops_of(&sub);
     let (mut tx, mut rx) = socket.split();
     let Some(info) = sub.video_info(OPEN_TIMEOUT).await else {
         let _ = send(
@@ -119,6 +120,7 @@ async fn stream(
                 if sequence == 1 {
                     counters.first_frame.observe(started.elapsed().as_secs_f64());
                 }
+                counters.delivered(&d, started);
             }
             m = rx.next() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),

@@ -220,6 +220,7 @@ impl TestApp {
             config: config.clone(),
             pulls: pulls.clone(),
             ws: Default::default(),
+            hls: Default::default(),
         });
         TestApp {
             db,

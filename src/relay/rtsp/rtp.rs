@@ -160,6 +160,7 @@ mod tests {
             pts: 0,
             is_key: true,
             data: Bytes::from(d),
+            arrived: std::time::Instant::now(),
         }
     }
 
@@ -234,6 +235,7 @@ mod tests {
             pts: 0,
             is_key: false,
             data: Bytes::from(vec![1u8; 300]),
+            arrived: std::time::Instant::now(),
         };
         let p = packetize(Codec::Aac, &f);
         assert_eq!(
@@ -250,6 +252,7 @@ mod tests {
                 pts: 0,
                 is_key: false,
                 data: Bytes::copy_from_slice(junk),
+                arrived: std::time::Instant::now(),
             };
             let _ = packetize(Codec::H264, &f);
             let _ = packetize(Codec::H265, &f);
@@ -287,6 +290,7 @@ mod fuzz {
                 pts: 0,
                 is_key: false,
                 data: Bytes::from(data),
+                arrived: std::time::Instant::now(),
             };
             for codec in [Codec::H264, Codec::H265, Codec::Aac, Codec::Pcma] {
                 let base = frame.data.as_ptr() as usize;

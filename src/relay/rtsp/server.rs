@@ -134,10 +134,12 @@ impl RtspServer {
         let mut buf = BytesMut::with_capacity(4096);
         let mut guard: Option<ViewerGuard<'_>> = None;
         let mut play_started: Option<Instant> = None;
+        let mut since = Instant::now();
         loop {
             if conn.playing && guard.is_none() {
                 guard = Some(self.counters.join(&conn.camera.clone().unwrap_or_default()));
-                play_started = Some(Instant::now());
+                since = Instant::now();
+                play_started = Some(since);
             }
             // Handle whatever whole messages are buffered.
             loop {
@@ -211,6 +213,7 @@ impl RtspServer {
                         if let Some(t) = play_started.take() {
                             self.counters.first_frame.observe(t.elapsed().as_secs_f64());
                         }
+                        self.counters.delivered(&d, since);
                     }
                     n = read_more(&mut rd, &mut buf) => {
                         if n? == 0 {
@@ -438,7 +441,9 @@ impl RtspServer {
             if self.streams.name(id).is_none() {
                 return Err((404, "Not Found"));
             }
-            conn.sub = Some(self.streams.subscribe(id).ok_or((404, "Not Found"))?);
+            let sub = self.streams.subscribe(id).ok_or((404, "Not Found"))?;
+            self.counters.count_drops_of(&sub);
+            conn.sub = Some(sub);
             conn.camera = Some(id.to_string());
         }
         let sub = conn.sub.as_ref().expect("subscribed");
