@@ -383,7 +383,12 @@ mod relay {
                 ..Default::default()
             },
             no_spread(),
-            RtspOptions::default(),
+            // Shorter than the 5 s copy: ffmpeg's RTCP receiver reports
+            // and keep-alives hold the session open.
+            RtspOptions {
+                session_timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
         )
         .await;
         let url = r.url("c");
@@ -510,6 +515,92 @@ mod relay {
             r.counters.viewers()
         );
         assert!(r.counters.bytes_out.load(Relaxed) > 50 * 100_000);
+        r.cancel.cancel();
+        r.pulls.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sessions_time_out_unless_playing_over_tcp() {
+        let r = relay(
+            SimOptions {
+                cameras: 1,
+                ..Default::default()
+            },
+            no_spread(),
+            RtspOptions {
+                session_timeout: Duration::from_secs(1),
+                ..Default::default()
+            },
+        )
+        .await;
+        let url = r.url("c");
+        let outcome = tokio::task::spawn_blocking(move || {
+            let addr = url[7..].split('/').next().unwrap().to_string();
+            let connect = || {
+                let s = TcpStream::connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s
+            };
+            // Reads until EOF or `limit`: (bytes, closed).
+            let drain = |s: &mut TcpStream, limit: Duration| {
+                let start = Instant::now();
+                let mut buf = vec![0u8; 1 << 16];
+                let mut total = 0;
+                while start.elapsed() < limit {
+                    match s.read(&mut buf) {
+                        Ok(0) => return (total, true),
+                        Ok(n) => total += n,
+                        Err(_) => return (total, true),
+                    }
+                }
+                (total, false)
+            };
+            let setup = |s: &mut TcpStream, transport: &str| {
+                let h = request(s, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+                assert!(h.starts_with("RTSP/1.0 200"), "{h}");
+                let h = request(
+                    s,
+                    &format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: {transport}\r\n\r\n"),
+                );
+                assert!(h.starts_with("RTSP/1.0 200"), "{h}");
+                let session = h.lines().find_map(|l| l.strip_prefix("Session: ")).unwrap();
+                assert!(session.ends_with(";timeout=1"), "announced: {session}");
+                let session = session.split(';').next().unwrap().to_string();
+                let h = request(s, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"));
+                assert!(h.starts_with("RTSP/1.0 200"), "{h}");
+            };
+            // Described, never played, silent: closed.
+            let mut idle = connect();
+            let h = request(&mut idle, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+            assert!(h.starts_with("RTSP/1.0 200"), "{h}");
+            let started = Instant::now();
+            let (_, closed) = drain(&mut idle, Duration::from_secs(4));
+            let idle_closed_after = started.elapsed();
+            assert!(closed, "a silent, never-played session is closed");
+            // Playing over UDP without RTCP or requests: closed too.
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            let mut over_udp = connect();
+            setup(
+                &mut over_udp,
+                &format!("RTP/AVP;unicast;client_port={port}-{}", port + 1),
+            );
+            let (_, closed) = drain(&mut over_udp, Duration::from_secs(4));
+            assert!(closed, "a silent UDP session is closed");
+            // Playing over TCP: the connection is the session; it keeps
+            // streaming well past the timeout.
+            let mut over_tcp = connect();
+            setup(&mut over_tcp, "RTP/AVP/TCP;unicast;interleaved=0-1");
+            let (bytes, closed) = drain(&mut over_tcp, Duration::from_secs(3));
+            assert!(!closed && bytes > 10_000, "still playing: {bytes} bytes");
+            idle_closed_after
+        })
+        .await
+        .unwrap();
+        assert!(
+            outcome >= Duration::from_millis(900),
+            "not before the timeout: {outcome:?}"
+        );
         r.cancel.cancel();
         r.pulls.shutdown().await;
     }

@@ -227,6 +227,10 @@ pub struct RelayConfig {
     pub open_timeout_secs: u64,
     /// A viewer whose socket accepts nothing for this long is disconnected.
     pub write_timeout_secs: u64,
+    /// An RTSP session that is not playing over TCP (set up but not
+    /// playing, or playing over UDP) ends after this long without a request
+    /// or an RTCP report from its client.
+    pub session_timeout_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -235,6 +239,7 @@ impl Default for RelayConfig {
             rtsp_listen: "0.0.0.0:8554".into(),
             open_timeout_secs: 10,
             write_timeout_secs: 10,
+            session_timeout_secs: 60,
         }
     }
 }
@@ -244,6 +249,7 @@ impl RelayConfig {
         crate::relay::rtsp::RtspOptions {
             open_timeout: std::time::Duration::from_secs(self.open_timeout_secs),
             write_timeout: std::time::Duration::from_secs(self.write_timeout_secs),
+            session_timeout: std::time::Duration::from_secs(self.session_timeout_secs),
         }
     }
 }
@@ -572,6 +578,10 @@ impl Config {
         for (key, v) in [
             ("relay.open_timeout_secs", self.relay.open_timeout_secs),
             ("relay.write_timeout_secs", self.relay.write_timeout_secs),
+            (
+                "relay.session_timeout_secs",
+                self.relay.session_timeout_secs,
+            ),
         ] {
             if v == 0 {
                 return Err(err(key, "must be at least 1".to_string()));

@@ -38,6 +38,9 @@ pub struct RtspOptions {
     pub open_timeout: Duration,
     /// A write that makes no progress for this long ends the connection.
     pub write_timeout: Duration,
+    /// A session not playing over TCP ends after this long without a
+    /// request (or, over UDP, an RTCP packet) from its client.
+    pub session_timeout: Duration,
 }
 
 impl Default for RtspOptions {
@@ -45,6 +48,7 @@ impl Default for RtspOptions {
         RtspOptions {
             open_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -135,6 +139,7 @@ impl RtspServer {
         let mut guard: Option<ViewerGuard<'_>> = None;
         let mut play_started: Option<Instant> = None;
         let mut since = Instant::now();
+        let mut last_heard = Instant::now();
         loop {
             if conn.playing && guard.is_none() {
                 guard = Some(self.counters.join(&conn.camera.clone().unwrap_or_default()));
@@ -147,6 +152,7 @@ impl RtspServer {
                     Ok(None) => break,
                     Ok(Some((m, n))) => {
                         let _ = buf.split_to(n);
+                        last_heard = Instant::now();
                         if let Incoming::Request(req) = m {
                             let (resp, close) = self.handle(&mut conn, &req, peer).await;
                             self.write_all(&mut wr, &resp).await?;
@@ -162,9 +168,21 @@ impl RtspServer {
                     }
                 }
             }
+            // A session playing over TCP lives as long as its connection
+            // (the write timeout and the fan-out's lag limit end a dead
+            // one); any other ends when its client stays silent.
+            let timed = !conn.playing || conn.tracks.iter().any(|t| t.udp.is_some());
+            let expiry = tokio::time::sleep_until((last_heard + self.opts.session_timeout).into());
             if conn.playing {
                 let sub = conn.sub.as_mut().expect("playing has a subscriber");
                 tokio::select! {
+                    _ = expiry, if timed => {
+                        tracing::debug!(%peer, "RTSP session timed out");
+                        return Ok(());
+                    }
+                    _ = rtcp_from(&conn.rtcp, peer), if !conn.rtcp.is_empty() => {
+                        last_heard = Instant::now();
+                    }
                     d = sub.recv() => {
                         let Some(d) = d else {
                             tracing::debug!(%peer, "RTSP viewer dropped by the fan-out");
@@ -221,8 +239,18 @@ impl RtspServer {
                         }
                     }
                 }
-            } else if read_more(&mut rd, &mut buf).await? == 0 {
-                return Ok(());
+            } else {
+                tokio::select! {
+                    _ = expiry => {
+                        tracing::debug!(%peer, "RTSP connection timed out before playing");
+                        return Ok(());
+                    }
+                    n = read_more(&mut rd, &mut buf) => {
+                        if n? == 0 {
+                            return Ok(());
+                        }
+                    }
+                }
             }
         }
     }
@@ -381,7 +409,10 @@ impl RtspServer {
                     .clone();
                 let headers = [
                     ("Transport", transport),
-                    ("Session", format!("{session};timeout=60")),
+                    (
+                        "Session",
+                        format!("{session};timeout={}", self.opts.session_timeout.as_secs()),
+                    ),
                 ];
                 (message::response(200, "OK", cseq, &headers, &[]), false)
             }
@@ -477,6 +508,25 @@ async fn send_udp(
             r => return r,
         }
     }
+}
+
+/// Waits for an RTCP packet (a receiver report: the client is alive) from
+/// the viewer's address on any of its tracks' RTCP sockets.
+async fn rtcp_from(socks: &[Arc<UdpSocket>], peer: SocketAddr) {
+    let waits = socks.iter().map(|s| {
+        Box::pin(async move {
+            let mut b = [0u8; 1500];
+            loop {
+                match s.recv_from(&mut b).await {
+                    Ok((_, from)) if from.ip() == peer.ip() => return,
+                    Ok(_) => continue,
+                    // Not a sign of life; never spin on a failing socket.
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+        })
+    });
+    futures_util::future::select_all(waits).await;
 }
 
 fn session_matches(conn: &Conn, req: &Request) -> bool {
