@@ -23,69 +23,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// A running gateway: its process and addresses.
-struct Gateway {
-    proc: Proc,
-    metrics: String,
-}
-
-impl Gateway {
-    /// Writes a config into `dir`, imports `csv` when given, and serves.
-    fn start(dir: &Path, csv: Option<&str>, spread_secs: u64) -> Gateway {
-        let http = format!("127.0.0.1:{}", free_port());
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let cfg = dir.join("camgate.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "data_dir = {dir:?}\n[server]\nlisten = \"{http}\"\n[log]\nlevel = \"warn\"\n\
-                 [metrics]\nlisten = \"{metrics}\"\n[relay]\nrtsp_listen = \"127.0.0.1:0\"\n\
-                 [pull]\nstart_spread_secs = {spread_secs}\n"
-            ),
-        )
-        .unwrap();
-        let cfg = cfg.to_str().unwrap();
-        if let Some(csv) = csv {
-            let file = dir.join("cameras.csv");
-            std::fs::write(&file, csv).unwrap();
-            let out = Command::new(BIN)
-                .args(["--config", cfg, "import", file.to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "import: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let child = Command::new(BIN)
-            .args(["--config", cfg, "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let gw = Gateway {
-            proc: Proc(child),
-            metrics,
-        };
-        assert!(
-            wait_for(Duration::from_secs(30), || !http_get(&http, "/readyz")
-                .is_empty()),
-            "gateway ready"
-        );
-        gw
-    }
-
-    fn scrape(&self) -> String {
-        http_get(&self.metrics, "/metrics")
-    }
-}
 
 /// One slice's sample.
 #[derive(Clone, Copy)]

@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -171,4 +172,70 @@ pub fn secs(var: &str, default: u64) -> u64 {
                 .unwrap_or_else(|_| panic!("{var}: `{v}` is not seconds"))
         })
         .unwrap_or(default)
+}
+
+/// A running `camgate serve` on SQLite: its process and addresses.
+pub struct Gateway {
+    pub proc: Proc,
+    pub http: String,
+    pub metrics: String,
+    /// The relay's RTSP address.
+    pub rtsp: String,
+}
+
+impl Gateway {
+    /// Writes a config into `dir`, imports `csv` when given, and serves.
+    /// First connects to the cameras are spread over `spread_secs`.
+    pub fn start(dir: &Path, csv: Option<&str>, spread_secs: u64) -> Gateway {
+        let http = format!("127.0.0.1:{}", free_port());
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let rtsp = format!("127.0.0.1:{}", free_port());
+        let cfg = dir.join("camgate.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = {dir:?}\n[server]\nlisten = \"{http}\"\n[log]\nlevel = \"warn\"\n\
+                 [metrics]\nlisten = \"{metrics}\"\n[relay]\nrtsp_listen = \"{rtsp}\"\n\
+                 [pull]\nstart_spread_secs = {spread_secs}\n"
+            ),
+        )
+        .unwrap();
+        let cfg = cfg.to_str().unwrap();
+        if let Some(csv) = csv {
+            let file = dir.join("cameras.csv");
+            std::fs::write(&file, csv).unwrap();
+            let out = Command::new(BIN)
+                .args(["--config", cfg, "import", file.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "import: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let child = Command::new(BIN)
+            .args(["--config", cfg, "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let gw = Gateway {
+            proc: Proc(child),
+            http,
+            metrics,
+            rtsp,
+        };
+        assert!(
+            wait_for(Duration::from_secs(30), || !http_get(&gw.http, "/readyz")
+                .is_empty()),
+            "gateway ready"
+        );
+        gw
+    }
+
+    /// The gateway's /metrics text.
+    pub fn scrape(&self) -> String {
+        http_get(&self.metrics, "/metrics")
+    }
 }
