@@ -165,13 +165,12 @@ async fn viewer(
                         seen.first_not_key.store(true, Ordering::Relaxed);
                     }
                 }
-                if rtp[1] & 0x80 != 0 {
-                    if seen.frames.fetch_add(1, Ordering::Relaxed) == 0 {
-                        seen.first_frame_us
-                            .store(play.elapsed().as_micros() as u64, Ordering::Relaxed);
-                        if first_only {
-                            return Ok(());
-                        }
+                // A marker bit ends a frame; the first one is timed.
+                if rtp[1] & 0x80 != 0 && seen.frames.fetch_add(1, Ordering::Relaxed) == 0 {
+                    seen.first_frame_us
+                        .store(play.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    if first_only {
+                        return Ok(());
                     }
                 }
             }
@@ -283,10 +282,9 @@ fn run(
     for (i, s) in seen.iter().enumerate() {
         let (addr, url, s, stop) = (gw.rtsp.clone(), url.to_string(), s.clone(), stop.clone());
         rt.spawn(async move {
-            if let Err(e) = viewer(addr, url, s.clone(), stop.clone(), false).await {
-                if !stop.is_cancelled() {
-                    eprintln!("  viewer ended: {e}");
-                }
+            let r = viewer(addr, url, s.clone(), stop.clone(), false).await;
+            if let (Err(e), false) = (r, stop.is_cancelled()) {
+                eprintln!("  viewer ended: {e}");
             }
             s.ended.store(true, Ordering::Relaxed);
         });
