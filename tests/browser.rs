@@ -49,8 +49,10 @@ fn the_embed_page_plays_in_chromium_over_websocket_and_over_ll_hls() {
     if !browser_ready() {
         return;
     }
-    // Without the gstreamer feature this is the plain demo (`auto` is the
-    // clip there); with it, the clip fleet is asked for by name.
+    // Without the gstreamer feature this is the plain demo, as `cargo run
+    // --release -- demo` starts it (`auto` is the clip there); with it, the
+    // clip fleet is asked for by name (see `support::Demo::start` on why
+    // the browser paths are not timed against the simulator).
     let demo = Demo::start(if cfg!(feature = "gstreamer") {
         "clip"
     } else {

@@ -9,8 +9,24 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The demo fleet the process-level tests play: the GStreamer simulator
+/// (gst-rtsp-server, a camera server we did not write) when it is built in,
+/// else the committed clip served by the relay's own RTSP code.
+pub const FLEET: &str = if cfg!(feature = "gstreamer") {
+    "gstreamer"
+} else {
+    "clip"
+};
+
+/// One demo at a time per test binary: each runs a fleet of cameras (with
+/// the simulator, about half a core of encoding), and two cores shared by
+/// parallel demos deliver frames late, which the tests would see as a
+/// relay that loses frames.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A running `camgate demo` and what it printed.
 pub struct Demo {
+    _turn: std::sync::MutexGuard<'static, ()>,
     child: std::process::Child,
     /// The HTTP listener, `127.0.0.1:PORT`.
     pub http: String,
@@ -31,6 +47,9 @@ impl Demo {
     /// Starts `camgate demo --fleet FLEET` with 20 cameras on free ports and
     /// waits (20 s at most) until one of its `always` cameras is online.
     pub fn start(fleet: &str) -> Demo {
+        // A test that failed while holding the turn poisons it; the next
+        // one may still run.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = Command::new(env!("CARGO_BIN_EXE_camgate"))
             .args([
                 "demo",
@@ -59,6 +78,7 @@ impl Demo {
             line.clear();
         }
         let mut demo = Demo {
+            _turn: turn,
             child,
             http: http.expect("the demo prints its address"),
             metrics,
@@ -76,6 +96,7 @@ impl Demo {
             });
             if let Some(id) = online {
                 demo.camera = id;
+                demo.wait_full_rate();
                 return demo;
             }
             assert!(
@@ -83,6 +104,40 @@ impl Demo {
                 "an always camera online: {body}"
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Demo {
+    /// Waits until the camera reports 24 fps or more (20 s at most), so a
+    /// test that counts frames measures the relay, not a source still
+    /// starting.
+    ///
+    /// The GStreamer fleet is not used for the frame-counting tests: the
+    /// simulator primes a new connection with its last key frame, stamped at
+    /// the media's start, and then skips to its next key frame (see the
+    /// README's design notes). The gateway relays that as it is, a key
+    /// frame and a timestamp gap of up to a GOP, and a muxer that starts on
+    /// it (seen with LL-HLS: `seg/0` one frame long) gives a copy 1–2 s
+    /// short of frames. Real cameras start on a fresh key frame.
+    fn wait_full_rate(&self) {
+        let start = Instant::now();
+        loop {
+            let (_, body) = http_get(
+                &self.http,
+                &format!("/api/v1/cameras/{}/health", self.camera),
+            );
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let fps = v["stats"]["frame_rate"].as_f64().unwrap_or(0.0);
+            if fps >= 24.0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "camera {} at full frame rate: {body}",
+                self.camera
+            );
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 }
