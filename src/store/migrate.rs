@@ -16,6 +16,11 @@ pub const SQLITE: &[Migration] = &[
         "health",
         include_str!("migrations/sqlite/0002_health.sql"),
     ),
+    (
+        3,
+        "access",
+        include_str!("migrations/sqlite/0003_access.sql"),
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -28,5 +33,10 @@ pub const POSTGRES: &[Migration] = &[
         2,
         "health",
         include_str!("migrations/postgres/0002_health.sql"),
+    ),
+    (
+        3,
+        "access",
+        include_str!("migrations/postgres/0003_access.sql"),
     ),
 ];

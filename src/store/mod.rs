@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::catalogue::{Camera, CameraWrite, Checkpoint, CheckpointWrite, District, Ownership};
 
+pub mod access;
 mod migrate;
 pub mod postgres;
 mod sql;
@@ -111,7 +112,7 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
 /// The catalogue store. Implementations are cheap to share (`Arc`).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: access::AccessStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; returns how many were applied.

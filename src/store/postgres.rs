@@ -51,3 +51,9 @@ super::sql::impl_store!(
     ],
     migrations = super::migrate::POSTGRES
 );
+
+mod access_impl {
+    use super::*;
+    use crate::store::StoreError;
+    crate::store::access::impl_access_store!(PgStore, sqlx::Postgres, begin = "BEGIN");
+}

@@ -62,3 +62,9 @@ super::sql::impl_store!(
     ],
     migrations = super::migrate::SQLITE
 );
+
+mod access_impl {
+    use super::*;
+    use crate::store::StoreError;
+    crate::store::access::impl_access_store!(SqliteStore, sqlx::Sqlite, begin = "BEGIN IMMEDIATE");
+}

@@ -1,0 +1,255 @@
+//! Access-control persistence on SQLite and PostgreSQL: users, login
+//! sessions, API keys, embed links, the audit trail, settings and the
+//! stored camera credentials.
+
+mod common;
+
+use camgate::store::StoreError;
+use camgate::store::access::{ApiKeyRow, AuditFilter, EmbedLinkRow, NewAudit, UserUpdate};
+
+use common::TestApp;
+
+both_backends!(
+    users_and_sessions,
+    keys_links_and_settings,
+    audit_trail_pages_and_purges,
+);
+
+async fn users_and_sessions(app: TestApp) {
+    let s = &app.store;
+    assert_eq!(s.user_count().await.unwrap(), 0);
+    let id = s
+        .create_user("admin", "$argon2id$x", "admin", None, 1_000)
+        .await
+        .unwrap();
+    let dup = s.create_user("admin", "h", "viewer", None, 1_001).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let v = s
+        .create_user("liangzhou", "h2", "viewer", Some("620602"), 1_002)
+        .await
+        .unwrap();
+    assert_eq!(s.user_count().await.unwrap(), 2);
+    let u = s.user_by_name("liangzhou").await.unwrap().unwrap();
+    assert_eq!(
+        (u.id, u.role.as_str(), u.scope.as_deref()),
+        (v, "viewer", Some("620602"))
+    );
+    assert!(!u.disabled && u.failed_logins == 0 && u.locked_until_ms.is_none());
+    assert!(s.user_by_name("nobody").await.unwrap().is_none());
+
+    // Sessions: valid until they expire; a new password ends them.
+    s.create_session("h-a", id, 2_000, 5_000).await.unwrap();
+    s.create_session("h-b", v, 2_000, 5_000).await.unwrap();
+    assert_eq!(s.session_user("h-a", 4_999).await.unwrap().unwrap().id, id);
+    assert!(
+        s.session_user("h-a", 5_000).await.unwrap().is_none(),
+        "expired"
+    );
+    assert!(s.session_user("nope", 2_000).await.unwrap().is_none());
+    s.update_user(
+        id,
+        &UserUpdate {
+            password_hash: Some("new".into()),
+            ..Default::default()
+        },
+        3_000,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.session_user("h-a", 3_000).await.unwrap().is_none(),
+        "ended by the new password"
+    );
+    assert_eq!(s.session_user("h-b", 3_000).await.unwrap().unwrap().id, v);
+    s.delete_session("h-b").await.unwrap();
+    assert!(s.session_user("h-b", 3_000).await.unwrap().is_none());
+
+    // Lockout state, and a new password clears it.
+    s.set_login_state(v, 20, Some(9_000)).await.unwrap();
+    let u = s.user_by_id(v).await.unwrap().unwrap();
+    assert_eq!((u.failed_logins, u.locked_until_ms), (20, Some(9_000)));
+    s.update_user(
+        v,
+        &UserUpdate {
+            scope: Some(None),
+            role: Some("operator".into()),
+            disabled: Some(true),
+            ..Default::default()
+        },
+        4_000,
+    )
+    .await
+    .unwrap();
+    let u = s.user_by_id(v).await.unwrap().unwrap();
+    assert_eq!(
+        (u.role.as_str(), u.scope.as_deref(), u.disabled),
+        ("operator", None, true)
+    );
+    assert_eq!(u.failed_logins, 20, "only a new password clears the lock");
+    s.update_user(
+        v,
+        &UserUpdate {
+            password_hash: Some("p".into()),
+            ..Default::default()
+        },
+        5_000,
+    )
+    .await
+    .unwrap();
+    let u = s.user_by_id(v).await.unwrap().unwrap();
+    assert_eq!((u.failed_logins, u.locked_until_ms), (0, None));
+    assert_eq!(u.updated_at_ms, 5_000);
+    let missing = s.update_user(999, &UserUpdate::default(), 1).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    let names: Vec<String> = s
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["admin", "liangzhou"]);
+    let public = serde_json::to_string(&u.public()).unwrap();
+    assert!(
+        !public.contains("password") && !public.contains("\"p\""),
+        "{public}"
+    );
+}
+
+async fn keys_links_and_settings(app: TestApp) {
+    let s = &app.store;
+    let key = ApiKeyRow {
+        id: "k1".into(),
+        name: "县综治中心平台".into(),
+        secret_hash: "hash1".into(),
+        role: "viewer".into(),
+        scope: Some("620602".into()),
+        created_by: "user:admin".into(),
+        created_at_ms: 1_000,
+        expires_at_ms: None,
+        revoked_at_ms: None,
+        last_used_ms: None,
+    };
+    s.create_key(&key).await.unwrap();
+    assert_eq!(s.key_by_hash("hash1").await.unwrap().unwrap(), key);
+    assert!(s.key_by_hash("hash2").await.unwrap().is_none());
+    s.touch_key("k1", 1_500).await.unwrap();
+    assert!(s.revoke_key("k1", 2_000).await.unwrap());
+    assert!(!s.revoke_key("k1", 2_001).await.unwrap(), "already revoked");
+    assert!(!s.revoke_key("k9", 2_001).await.unwrap());
+    let k = &s.list_keys().await.unwrap()[0];
+    assert_eq!(
+        (k.revoked_at_ms, k.last_used_ms),
+        (Some(2_000), Some(1_500))
+    );
+    assert!(
+        !serde_json::to_string(k).unwrap().contains("hash1"),
+        "no hash in JSON"
+    );
+
+    let link = EmbedLinkRow {
+        id: "l1".into(),
+        camera_id: Some("62060200001320000001".into()),
+        district_code: None,
+        note: "街道大屏".into(),
+        created_by: "user:admin".into(),
+        created_at_ms: 1_000,
+        expires_at_ms: 90_000,
+        revoked_at_ms: None,
+    };
+    s.create_link(&link).await.unwrap();
+    assert_eq!(s.link("l1").await.unwrap().unwrap(), link);
+    assert!(s.revoke_link("l1", 3_000).await.unwrap());
+    assert!(!s.revoke_link("l1", 3_001).await.unwrap());
+    assert_eq!(s.list_links().await.unwrap()[0].revoked_at_ms, Some(3_000));
+
+    assert_eq!(s.setting("link_secret").await.unwrap(), None);
+    assert_eq!(s.setting_or_insert("link_secret", "a").await.unwrap(), "a");
+    assert_eq!(
+        s.setting_or_insert("link_secret", "b").await.unwrap(),
+        "a",
+        "first wins"
+    );
+    assert_eq!(
+        s.setting("link_secret").await.unwrap().as_deref(),
+        Some("a")
+    );
+
+    assert!(s.stored_credentials().await.unwrap().is_empty());
+}
+
+async fn audit_trail_pages_and_purges(app: TestApp) {
+    let s = &app.store;
+    let mut ids = Vec::new();
+    for i in 0..5i64 {
+        ids.push(
+            s.insert_audit(&NewAudit {
+                at_ms: 1_000 * (i + 1),
+                kind: "view",
+                principal: if i % 2 == 0 { "key:k1" } else { "user:admin" }.into(),
+                action: "view".into(),
+                camera_id: Some(format!("c{}", i % 2)),
+                protocol: Some("rtsp".into()),
+                client: Some("127.0.0.1".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    s.finish_view(ids[0], 1_500, 12_345).await.unwrap();
+    let all = s
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let first = all.iter().find(|r| r.id == ids[0]).unwrap();
+    assert_eq!((first.ended_ms, first.bytes), (Some(1_500), Some(12_345)));
+    // Paging by cursor, and filters.
+    let page1 = s
+        .list_audit(&AuditFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let page2 = s
+        .list_audit(&AuditFilter {
+            limit: 2,
+            before_id: Some(page1[1].id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2[0].id, all[2].id);
+    let by_key = s
+        .list_audit(&AuditFilter {
+            principal: Some("key:k1".into()),
+            camera: Some("c0".into()),
+            since_ms: Some(2_000),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_key.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
+        [5_000, 3_000]
+    );
+    assert_eq!(s.purge_audit(3_000).await.unwrap(), 2);
+    let left = s
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 3);
+}
