@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
+use crate::auth::cipher::{self, CipherError, CredentialCipher};
 use crate::config::Config;
 use crate::health::{probe, recorder, webhook};
 use crate::metrics::Telemetry;
@@ -21,18 +22,127 @@ use crate::store::{self, CameraFilter, Store};
 /// has none, loads the built-in district table.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url();
-    let store = store::open(&url, &config.store_options())
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the {} database (database.url)",
-                backend_name(&url)
-            )
-        })?;
+    let (cipher, source) = credential_key(config)?;
+    let cipher = Arc::new(cipher);
+    let mut options = config.store_options();
+    options.cipher = Some(cipher.clone());
+    let store = store::open(&url, &options).await.with_context(|| {
+        format!(
+            "cannot open the {} database (database.url)",
+            backend_name(&url)
+        )
+    })?;
+    check_credentials(&*store, &cipher, &source).await?;
     if config.catalogue.load_builtin_districts {
         store::seed_districts(&*store).await?;
     }
     Ok(store)
+}
+
+/// Where the camera-credential key came from.
+enum KeySource {
+    /// `security.credential_key` (file or environment).
+    Config,
+    /// The key file in the data directory.
+    File,
+    /// None yet: a new key, to be written to this file once the database is
+    /// known to hold no password written with another key.
+    New(std::path::PathBuf, String),
+}
+
+const KEY_HELP: &str = "set security.credential_key (or CAMGATE__SECURITY__CREDENTIAL_KEY)";
+
+fn credential_key(config: &Config) -> anyhow::Result<(CredentialCipher, KeySource)> {
+    if !config.security.credential_key.is_empty() {
+        let c = CredentialCipher::from_text(&config.security.credential_key)
+            .map_err(|e| anyhow::anyhow!("config key `security.credential_key`: {e}"))?;
+        return Ok((c, KeySource::Config));
+    }
+    let path = config.data_dir.join("credential.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let c = CredentialCipher::from_text(&text)
+                .map_err(|e| anyhow::anyhow!("the credential key file {}: {e}", path.display()))?;
+            Ok((c, KeySource::File))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = CredentialCipher::generate();
+            let c = CredentialCipher::from_text(&text).expect("a generated key parses");
+            Ok((c, KeySource::New(path, text)))
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot read the credential key file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Checks that every stored camera password opens with `cipher`, encrypts
+/// those an earlier version stored in clear, and writes a new key file.
+/// Refuses (an error that says what to set) when passwords were written
+/// with another key.
+async fn check_credentials(
+    store: &dyn Store,
+    cipher: &CredentialCipher,
+    source: &KeySource,
+) -> anyhow::Result<()> {
+    let stored = store.stored_credentials().await?;
+    let mut clear = Vec::new();
+    for (id, value) in &stored {
+        if !cipher::is_encrypted(value) {
+            clear.push((id.clone(), cipher.encrypt(value)));
+            continue;
+        }
+        match (cipher.decrypt(value), source) {
+            (Ok(_), _) => {}
+            (Err(CipherError::WrongKey { stored, .. }), KeySource::New(path, _)) => {
+                anyhow::bail!(
+                    "the database holds camera passwords encrypted with key {stored}, and no \
+                     credential key is configured: {KEY_HELP} to that key, or put it in {}",
+                    path.display()
+                )
+            }
+            (Err(CipherError::WrongKey { stored, configured }), _) => anyhow::bail!(
+                "the database holds camera passwords encrypted with key {stored}, not with the \
+                 configured key {configured}: {KEY_HELP} to the key that wrote them (after a \
+                 change of key, `camgate rotate-key` re-encrypts)"
+            ),
+            (Err(e), _) => anyhow::bail!("camera {id}: {e}"),
+        }
+    }
+    if !clear.is_empty() {
+        store.replace_credentials(&clear).await?;
+        tracing::info!(
+            cameras = clear.len(),
+            "encrypted camera passwords that an earlier version stored in clear"
+        );
+    }
+    if let KeySource::New(path, text) = source {
+        write_key_file(path, text)?;
+        tracing::warn!(
+            path = %path.display(),
+            "generated the camera-credential key; back it up apart from the database, or \
+             {KEY_HELP}"
+        );
+    }
+    Ok(())
+}
+
+/// Writes a key file readable by its owner only; never replaces one.
+fn write_key_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write the credential key file {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    Ok(())
 }
 
 fn backend_name(url: &str) -> &'static str {

@@ -13,7 +13,53 @@ both_backends!(
     users_and_sessions,
     keys_links_and_settings,
     audit_trail_pages_and_purges,
+    clear_passwords_are_encrypted_at_start,
 );
+
+/// A password an earlier version stored in clear is encrypted when the
+/// gateway opens the database, and still reads back the same.
+async fn clear_passwords_are_encrypted_at_start(app: TestApp) {
+    use base64::Engine as _;
+    let (status, body) = app
+        .post(
+            "/api/v1/cameras",
+            serde_json::json!({
+                "name": "旧版本摄像机",
+                "district": "620602",
+                "point_type": 1,
+                "ownership": "public",
+                "rtsp_url": "rtsp://10.1.2.3:554/s",
+                "username": "admin",
+                "password": "S3cr3t-new",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let stored = app.store.stored_credentials().await.unwrap();
+    assert!(stored[0].1.starts_with("enc:v1:") && !stored[0].1.contains("S3cr3t"));
+    // As an earlier version left it: in clear.
+    app.store
+        .replace_credentials(&[(id.clone(), "S3cr3t-legacy".into())])
+        .await
+        .unwrap();
+    let mut config = camgate::config::Config::default();
+    config.database.url = app.db.url.clone();
+    config.data_dir = std::env::temp_dir();
+    config.catalogue.load_builtin_districts = false;
+    config.security.credential_key =
+        base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let reopened = camgate::app::open_store(&config).await.unwrap();
+    let stored = reopened.stored_credentials().await.unwrap();
+    assert!(stored[0].1.starts_with("enc:v1:"), "encrypted at start");
+    let cam = reopened.get_camera(&id).await.unwrap().unwrap();
+    assert_eq!(cam.password.unwrap().expose(), "S3cr3t-legacy");
+    // Another key: refused, naming what to set.
+    config.security.credential_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let err = camgate::app::open_store(&config).await.err().unwrap().to_string();
+    assert!(err.contains("security.credential_key") && !err.contains("S3cr3t"), "{err}");
+    reopened.close().await;
+}
 
 async fn users_and_sessions(app: TestApp) {
     let s = &app.store;

@@ -293,6 +293,73 @@ fn config_errors_name_the_key() {
     );
 }
 
+/// The passwords just imported are nowhere in the database files in clear;
+/// the key was generated into the data directory (owner-only); without it
+/// the gateway refuses to start, naming what to set, and with it all is
+/// well again.
+fn credentials_are_encrypted_at_rest(dir: &Path, db_url: Option<&str>) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if db_url.is_none() {
+        let mut scanned = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("camgate.db") {
+                let bytes = std::fs::read(&path).unwrap();
+                scanned += bytes.len();
+                assert!(
+                    !bytes.windows(10).any(|w| w == b"S3cr3t-cli"),
+                    "a camera password in clear in {name}"
+                );
+            }
+        }
+        assert!(
+            scanned > 100_000,
+            "the database files were read: {scanned} bytes"
+        );
+    }
+    let key = dir.join("credential.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the key file is the owner's only");
+    let moved = dir.join("credential.key.away");
+    std::fs::rename(&key, &moved).unwrap();
+    let out = camgate(dir, db_url, &["export"]);
+    assert!(!out.status.success(), "started without the key");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("security.credential_key") && err.contains("no credential key is configured"),
+        "{err}"
+    );
+    assert!(
+        !key.exists(),
+        "no new key written over the old one's passwords"
+    );
+    // The key given by environment works as well as the file.
+    let text_key = std::fs::read_to_string(&moved).unwrap();
+    let out = Command::new(BIN)
+        .args(["export"])
+        .env_remove("CAMGATE_CONFIG")
+        .env("CAMGATE__DATA_DIR", dir)
+        .env("CAMGATE__SECURITY__CREDENTIAL_KEY", text_key.trim())
+        .envs(db_url.map(|u| ("CAMGATE__DATABASE__URL", u)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["export"])
+        .env_remove("CAMGATE_CONFIG")
+        .env("CAMGATE__DATA_DIR", dir)
+        .env("CAMGATE__SECURITY__CREDENTIAL_KEY", "AAAA")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("`security.credential_key`") && !err.contains("AAAA"),
+        "{err}"
+    );
+    std::fs::rename(&moved, &key).unwrap();
+}
+
 fn import_export(db_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let out = camgate(dir.path(), db_url, &["migrate"]);
@@ -336,6 +403,7 @@ fn import_export(db_url: Option<&str>) {
         "{}",
         text(&out.stdout)
     );
+    credentials_are_encrypted_at_rest(dir.path(), db_url);
 
     let exported = dir.path().join("out.csv");
     let out = camgate(

@@ -24,6 +24,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub webhooks: WebhooksConfig,
     pub relay: RelayConfig,
+    pub security: SecurityConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -254,6 +255,32 @@ impl RelayConfig {
     }
 }
 
+/// Secrets at rest.
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// The AES-256 key that encrypts camera passwords in the database: 32
+    /// bytes as base64 or hex. Empty: `<data_dir>/credential.key`, created
+    /// on first start. Every node of a shared PostgreSQL catalogue needs the
+    /// same key.
+    pub credential_key: String,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field(
+                "credential_key",
+                &if self.credential_key.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .finish()
+    }
+}
+
 /// Webhooks called on every camera state change.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -308,6 +335,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             webhooks: WebhooksConfig::default(),
             relay: RelayConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -636,6 +664,7 @@ impl Config {
         crate::store::StoreOptions {
             max_connections: self.database.max_connections,
             busy_timeout: std::time::Duration::from_millis(self.database.busy_timeout_ms),
+            cipher: None,
         }
     }
 }

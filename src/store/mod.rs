@@ -218,6 +218,10 @@ pub trait Store: access::AccessStore + Send + Sync + 'static {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub busy_timeout: std::time::Duration,
+    /// The camera-credential key: passwords are written encrypted with it
+    /// and read back through it. Without one they are written as given
+    /// (only tests and tools that never see passwords open a store so).
+    pub cipher: Option<Arc<crate::auth::cipher::CredentialCipher>>,
 }
 
 impl Default for StoreOptions {
@@ -225,6 +229,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             busy_timeout: std::time::Duration::from_secs(5),
+            cipher: None,
         }
     }
 }

@@ -21,6 +21,7 @@ fn push_contains(qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, col: &str, nee
 /// The PostgreSQL store.
 pub struct PgStore {
     pub(crate) pool: sqlx::PgPool,
+    pub(crate) cipher: Option<std::sync::Arc<crate::auth::cipher::CredentialCipher>>,
 }
 
 impl PgStore {
@@ -31,7 +32,10 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            cipher: opts.cipher.clone(),
+        })
     }
 }
 

@@ -6,7 +6,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalogue::{Camera, Checkpoint, District, Secret};
+use crate::auth::cipher::{self, CredentialCipher};
+use crate::catalogue::{Camera, CameraWrite, Checkpoint, District, Secret};
+
+/// A camera password as it is written: encrypted when there is a key.
+pub(crate) fn stored_password(
+    w: &CameraWrite,
+    cipher: Option<&CredentialCipher>,
+) -> Option<String> {
+    let p = w.password.as_ref()?.expose();
+    Some(cipher.map_or_else(|| p.to_string(), |c| c.encrypt(p)))
+}
 
 use super::StoreError;
 
@@ -67,7 +77,28 @@ impl CameraRow {
     pub(crate) fn id(&self) -> &str {
         &self.id
     }
-    pub(crate) fn into_camera(self, tags: BTreeMap<String, String>) -> Result<Camera, StoreError> {
+    pub(crate) fn into_camera(
+        self,
+        tags: BTreeMap<String, String>,
+        cipher: Option<&CredentialCipher>,
+    ) -> Result<Camera, StoreError> {
+        let password = match self.password {
+            Some(v) if cipher::is_encrypted(&v) => {
+                let c = cipher.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "camera {}: an encrypted password, and no credential key",
+                        self.id
+                    ))
+                })?;
+                let plain = c
+                    .decrypt(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("camera {}: {e}", self.id)))?;
+                Some(Secret::new(plain))
+            }
+            // Written in clear before encryption existed (or by a store
+            // opened without a key); `open_store` encrypts these at start.
+            other => other.map(Secret::new),
+        };
         Ok(Camera {
             ownership: parse("cameras.ownership", &self.ownership)?,
             transport: parse("cameras.transport", &self.transport)?,
@@ -84,7 +115,7 @@ impl CameraRow {
             latitude: self.latitude,
             rtsp_url: self.rtsp_url,
             username: self.username,
-            password: self.password.map(Secret::new),
+            password,
             enabled: self.enabled,
             tags,
             created_at_ms: self.created_at_ms,
@@ -270,7 +301,7 @@ macro_rules! impl_store {
                 rows.into_iter()
                     .map(|r| {
                         let t = tags.remove(r.id()).unwrap_or_default();
-                        r.into_camera(t)
+                        r.into_camera(t, self.cipher.as_deref())
                     })
                     .collect()
             }
@@ -300,6 +331,7 @@ macro_rules! impl_store {
 
             /// Writes camera rows (insert, or update on an existing ID) in batches.
             async fn upsert_camera_rows(
+                &self,
                 tx: &mut Tx,
                 rows: &[(&str, &CameraWrite)],
                 now: i64,
@@ -323,7 +355,7 @@ macro_rules! impl_store {
                             .push_bind(w.latitude)
                             .push_bind(w.rtsp_url.clone())
                             .push_bind(w.username.clone())
-                            .push_bind(w.password.as_ref().map(|p| p.expose().to_string()))
+                            .push_bind(crate::store::sql::stored_password(w, self.cipher.as_deref()))
                             .push_bind(w.transport.as_str())
                             .push_bind(w.pull_mode.as_str())
                             .push_bind(w.enabled)
@@ -787,7 +819,7 @@ macro_rules! impl_store {
                 if exists.is_some() {
                     return Err(StoreError::Conflict(format!("camera {id} already exists")));
                 }
-                Self::upsert_camera_rows(&mut tx, &[(id.as_str(), w)], now_ms()).await?;
+                self.upsert_camera_rows(&mut tx, &[(id.as_str(), w)], now_ms()).await?;
                 Self::replace_tags(&mut tx, &id, &w.tags).await?;
                 tx.commit().await.map_err(|e| conflict_or(e, || format!("camera {id} already exists")))?;
                 Ok(id)
@@ -818,7 +850,7 @@ macro_rules! impl_store {
                 .bind(&w.rtsp_url)
                 .bind(&w.username)
                 .bind(w.clear_password && w.password.is_none())
-                .bind(w.password.as_ref().map(|p| p.expose().to_string()))
+                .bind(crate::store::sql::stored_password(w, self.cipher.as_deref()))
                 .bind(w.transport.as_str())
                 .bind(w.pull_mode.as_str())
                 .bind(w.enabled)
@@ -1022,7 +1054,7 @@ macro_rules! impl_store {
                     ids.iter().map(String::as_str).zip(writes.iter()).collect();
                 let mut done = 0u64;
                 for chunk in pairs.chunks(BATCH * 5) {
-                    Self::upsert_camera_rows(&mut tx, chunk, now).await?;
+                    self.upsert_camera_rows(&mut tx, chunk, now).await?;
                     // Tags: replace the set of every imported camera.
                     for ids in chunk.chunks(500) {
                         let mut qb = QueryBuilder::<$db>::new(

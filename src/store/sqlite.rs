@@ -20,6 +20,7 @@ fn push_contains(qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, col: &str, needl
 /// The SQLite store.
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
+    pub(crate) cipher: Option<std::sync::Arc<crate::auth::cipher::CredentialCipher>>,
 }
 
 impl SqliteStore {
@@ -44,7 +45,10 @@ impl SqliteStore {
             .max_connections(opts.max_connections.max(1))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            cipher: opts.cipher.clone(),
+        })
     }
 }
 

@@ -162,7 +162,14 @@ impl TestDb {
 
     /// Opens the store (applying migrations).
     pub async fn open(&self) -> Arc<dyn Store> {
-        store::open(&self.url, &Default::default()).await.unwrap()
+        // Passwords are encrypted as in the gateway (`app::open_store`).
+        let options = store::StoreOptions {
+            cipher: Some(Arc::new(
+                camgate::auth::cipher::CredentialCipher::from_bytes(&[42; 32]),
+            )),
+            ..Default::default()
+        };
+        store::open(&self.url, &options).await.unwrap()
     }
 }
 
