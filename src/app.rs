@@ -128,6 +128,60 @@ async fn check_credentials(
     Ok(())
 }
 
+/// Where `rotate_key` left the new key.
+pub enum RotatedKey {
+    /// Replaced in the data directory's key file.
+    File(std::path::PathBuf),
+    /// The key is configured: the new one must be set there (shown once).
+    Configure(String),
+}
+
+/// Re-encrypts every stored camera password with a new key (`new_key`, or
+/// a generated one) in one transaction. With the key file, the new key is
+/// written beside it first and moved over it once the database is done, so
+/// a failure leaves the old key and the old ciphertexts together.
+pub async fn rotate_key(
+    config: &Config,
+    new_key: Option<&str>,
+) -> anyhow::Result<(usize, RotatedKey)> {
+    let store = open_store(config).await?;
+    let (old, source) = credential_key(config)?;
+    let text = match new_key {
+        Some(k) => k.trim().to_string(),
+        None => CredentialCipher::generate(),
+    };
+    let new =
+        CredentialCipher::from_text(&text).map_err(|e| anyhow::anyhow!("the new key: {e}"))?;
+    let mut rows = Vec::new();
+    for (id, value) in store.stored_credentials().await? {
+        let plain = old
+            .decrypt(&value)
+            .map_err(|e| anyhow::anyhow!("camera {id}: {e}"))?;
+        rows.push((id, new.encrypt(&plain)));
+    }
+    let outcome = match source {
+        KeySource::Config => {
+            store.replace_credentials(&rows).await?;
+            RotatedKey::Configure(text)
+        }
+        KeySource::File | KeySource::New(..) => {
+            let path = config.data_dir.join("credential.key");
+            let staged = config.data_dir.join("credential.key.new");
+            let _ = std::fs::remove_file(&staged);
+            write_key_file(&staged, &text)?;
+            if let Err(e) = store.replace_credentials(&rows).await {
+                let _ = std::fs::remove_file(&staged);
+                return Err(e.into());
+            }
+            std::fs::rename(&staged, &path)
+                .with_context(|| format!("cannot move the new key to {}", path.display()))?;
+            RotatedKey::File(path)
+        }
+    };
+    store.close().await;
+    Ok((rows.len(), outcome))
+}
+
 /// Writes a key file readable by its owner only; never replaces one.
 fn write_key_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;

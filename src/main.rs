@@ -97,6 +97,12 @@ enum Command {
     /// Serve simulated RTSP cameras at rtsp://127.0.0.1:PORT/cam/{i}
     /// (GStreamer gst-rtsp-server; build with `--features gstreamer`).
     Simulate(SimArgs),
+    /// Re-encrypt the stored camera passwords with a new credential key.
+    RotateKey {
+        /// The new key, 32 bytes as base64 or hex; generated when absent.
+        #[arg(long, env = "CAMGATE_NEW_CREDENTIAL_KEY", hide_env_values = true)]
+        new_key: Option<String>,
+    },
     /// District table maintenance.
     Districts {
         #[command(subcommand)]
@@ -215,6 +221,22 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_report(&report, &file);
             if !report.errors.is_empty() {
                 return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::RotateKey { new_key } => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init("warn", &config.log.format);
+            let (n, outcome) = app::rotate_key(&config, new_key.as_deref()).await?;
+            match outcome {
+                app::RotatedKey::File(path) => println!(
+                    "re-encrypted {n} camera passwords; the new key is in {}",
+                    path.display()
+                ),
+                app::RotatedKey::Configure(key) => println!(
+                    "re-encrypted {n} camera passwords with a new key. Set it now as \
+                     security.credential_key (or CAMGATE__SECURITY__CREDENTIAL_KEY) on every \
+                     node; it is not shown again:\n{key}"
+                ),
             }
         }
         Command::Export { out, lang } => {

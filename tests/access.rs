@@ -47,8 +47,7 @@ async fn clear_passwords_are_encrypted_at_start(app: TestApp) {
     config.database.url = app.db.url.clone();
     config.data_dir = std::env::temp_dir();
     config.catalogue.load_builtin_districts = false;
-    config.security.credential_key =
-        base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    config.security.credential_key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
     let reopened = camgate::app::open_store(&config).await.unwrap();
     let stored = reopened.stored_credentials().await.unwrap();
     assert!(stored[0].1.starts_with("enc:v1:"), "encrypted at start");
@@ -56,8 +55,15 @@ async fn clear_passwords_are_encrypted_at_start(app: TestApp) {
     assert_eq!(cam.password.unwrap().expose(), "S3cr3t-legacy");
     // Another key: refused, naming what to set.
     config.security.credential_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-    let err = camgate::app::open_store(&config).await.err().unwrap().to_string();
-    assert!(err.contains("security.credential_key") && !err.contains("S3cr3t"), "{err}");
+    let err = camgate::app::open_store(&config)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("security.credential_key") && !err.contains("S3cr3t"),
+        "{err}"
+    );
     reopened.close().await;
 }
 

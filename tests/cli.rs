@@ -358,6 +358,34 @@ fn credentials_are_encrypted_at_rest(dir: &Path, db_url: Option<&str>) {
         "{err}"
     );
     std::fs::rename(&moved, &key).unwrap();
+    // Rotation: every password re-encrypted, the key file replaced; the
+    // old key no longer opens the database, the new one does.
+    let out = camgate(dir, db_url, &["rotate-key"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("re-encrypted 120 camera passwords"),
+        "{}",
+        text(&out.stdout)
+    );
+    let new_key = std::fs::read_to_string(&key).unwrap();
+    assert_ne!(new_key, text_key);
+    assert!(!dir.join("credential.key.new").exists());
+    let out = camgate(dir, db_url, &["export"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["export"])
+        .env_remove("CAMGATE_CONFIG")
+        .env("CAMGATE__DATA_DIR", dir)
+        .env("CAMGATE__SECURITY__CREDENTIAL_KEY", text_key.trim())
+        .envs(db_url.map(|u| ("CAMGATE__DATABASE__URL", u)))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the old key is refused");
+    assert!(
+        text(&out.stderr).contains("not with the configured key"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn import_export(db_url: Option<&str>) {
