@@ -4,6 +4,8 @@
 
 mod common;
 
+use camgate::auth::Role;
+use camgate::auth::service::{AuthOptions, AuthService, LoginError};
 use camgate::store::StoreError;
 use camgate::store::access::{ApiKeyRow, AuditFilter, EmbedLinkRow, NewAudit, UserUpdate};
 
@@ -14,7 +16,139 @@ both_backends!(
     keys_links_and_settings,
     audit_trail_pages_and_purges,
     clear_passwords_are_encrypted_at_start,
+    logins_lock_out_after_repeated_failures,
+    api_keys_resolve_until_revoked_or_expired,
 );
+
+fn service(app: &TestApp) -> AuthService {
+    AuthService::new(
+        app.store.clone(),
+        AuthOptions {
+            lockout: std::time::Duration::from_secs(600),
+            ..Default::default()
+        },
+    )
+}
+
+/// 20 wrong passwords in a row lock the account; the right password is
+/// refused until the lock runs out; a success resets the count.
+async fn logins_lock_out_after_repeated_failures(app: TestApp) {
+    let auth = service(&app);
+    let pw = auth
+        .bootstrap_admin(None)
+        .await
+        .unwrap()
+        .expect("a first admin");
+    assert!(
+        auth.bootstrap_admin(None).await.unwrap().is_none(),
+        "only once"
+    );
+    let (session, user) = auth.login("admin", &pw).await.unwrap();
+    assert_eq!(user.role, "admin");
+    let p = auth.session_principal(&session).await.unwrap().unwrap();
+    assert_eq!((p.label(), p.role), ("user:admin".to_string(), Role::Admin));
+    auth.logout(&session).await.unwrap();
+    assert!(auth.session_principal(&session).await.unwrap().is_none());
+    assert!(matches!(
+        auth.login("nobody", &pw).await,
+        Err(LoginError::BadCredentials)
+    ));
+
+    for i in 1..=20 {
+        let r = auth.login("admin", "wrong password!").await;
+        match (i, r) {
+            (20, Err(LoginError::Locked { .. })) => {}
+            (i, Err(LoginError::BadCredentials)) if i < 20 => {}
+            (i, other) => panic!("attempt {i}: {:?}", other.map(|_| ())),
+        }
+    }
+    assert!(
+        matches!(
+            auth.login("admin", &pw).await,
+            Err(LoginError::Locked { .. })
+        ),
+        "the 21st, right, password is refused while locked"
+    );
+    assert!(
+        auth.password_principal("admin", &pw)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The lock runs out: the right password works again and resets the count.
+    let u = auth.user("admin").await.unwrap();
+    app.store.set_login_state(u.id, 20, Some(1)).await.unwrap();
+    auth.login("admin", &pw).await.unwrap();
+    let u = auth.user("admin").await.unwrap();
+    assert_eq!((u.failed_logins, u.locked_until_ms), (0, None));
+
+    // Users: checked names and passwords, disable ends logins.
+    assert!(
+        auth.create_user("bad name", "long enough pw", Role::Viewer, None)
+            .await
+            .is_err()
+    );
+    assert!(
+        auth.create_user("v", "short", Role::Viewer, None)
+            .await
+            .is_err()
+    );
+    assert!(
+        auth.create_user("v", "long enough pw", Role::Viewer, Some("6206x"))
+            .await
+            .is_err()
+    );
+    auth.create_user("v", "long enough pw", Role::Viewer, Some("620602"))
+        .await
+        .unwrap();
+    let (s, _) = auth.login("v", "long enough pw").await.unwrap();
+    let p = auth.session_principal(&s).await.unwrap().unwrap();
+    assert_eq!(p.scope.code(), Some("620602"));
+    auth.set_disabled("v", true).await.unwrap();
+    assert!(
+        auth.session_principal(&s).await.unwrap().is_none(),
+        "sessions end"
+    );
+    assert!(auth.login("v", "long enough pw").await.is_err());
+    auth.set_disabled("v", false).await.unwrap();
+    auth.set_password("v", "another long pw").await.unwrap();
+    assert!(auth.login("v", "long enough pw").await.is_err());
+    auth.login("v", "another long pw").await.unwrap();
+}
+
+async fn api_keys_resolve_until_revoked_or_expired(app: TestApp) {
+    let auth = service(&app);
+    let k = auth
+        .create_key("县平台", Role::Viewer, Some("620602"), None, "cli")
+        .await
+        .unwrap();
+    assert!(k.secret.starts_with("cgk_"));
+    let p = auth.key_principal(&k.secret).await.unwrap().unwrap();
+    assert_eq!(p.label(), format!("key:{}", k.row.id));
+    assert_eq!((p.role, p.scope.code()), (Role::Viewer, Some("620602")));
+    assert!(auth.key_principal("cgk_unknown").await.unwrap().is_none());
+    assert!(
+        auth.key_principal(&k.secret[..k.secret.len() - 1])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let expired = auth
+        .create_key("old", Role::Admin, None, Some(1), "cli")
+        .await
+        .unwrap();
+    assert!(auth.key_principal(&expired.secret).await.unwrap().is_none());
+    assert!(app.store.revoke_key(&k.row.id, 1).await.unwrap());
+    assert!(
+        auth.key_principal(&k.secret).await.unwrap().is_none(),
+        "revoked"
+    );
+    let stored = app.store.list_keys().await.unwrap();
+    assert!(
+        stored.iter().all(|r| r.secret_hash != k.secret),
+        "only the hash is stored"
+    );
+}
 
 /// A password an earlier version stored in clear is encrypted when the
 /// gateway opens the database, and still reads back the same.

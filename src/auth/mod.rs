@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod cipher;
 pub mod password;
+pub mod service;
 pub mod token;
 
 /// What a principal may do.
