@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use camgate::auth::Role;
+use camgate::auth::service::{AuthOptions, AuthService};
 use camgate::catalogue::csv::HeaderLang;
 use camgate::config::Config;
 use camgate::importer::{self, ImportReport, Phase};
@@ -103,11 +105,66 @@ enum Command {
         #[arg(long, env = "CAMGATE_NEW_CREDENTIAL_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
+    /// Users of the web UI and API (roles: admin, operator, viewer).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API keys for platforms and scripts.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// District table maintenance.
     Districts {
         #[command(subcommand)]
         command: DistrictsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from standard input (one line), or
+    /// generated and printed once with --generate-password.
+    Add {
+        username: String,
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// District code whose subtree is all the user may see.
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long)]
+        generate_password: bool,
+    },
+    /// List users (never passwords).
+    List,
+    /// Disable a user: their sessions end and logins are refused.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Set a new password, read from standard input (one line).
+    Passwd { username: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key; its secret is printed once and stored only hashed.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// District code whose subtree is all the key may see.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Days until it expires; never when absent.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// List keys (never secrets).
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +200,18 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let config = load_config(cli.config.as_deref())?;
             logging::init(&config.log.level, &config.log.format);
             let store = app::open_store(&config).await?;
+            if let Some(pw) = bootstrap_admin(&store).await? {
+                if std::env::var_os("CAMGATE_ADMIN_PASSWORD").is_some() {
+                    eprintln!(
+                        "camgate: first start: created user admin with CAMGATE_ADMIN_PASSWORD"
+                    );
+                } else {
+                    eprintln!(
+                        "camgate: first start: created user admin with password {pw} \
+                         (shown once; change it with `camgate user passwd admin`)"
+                    );
+                }
+            }
             let shutdown = app::shutdown_token();
             let engine = app::start_pulling(
                 store.clone(),
@@ -262,6 +331,22 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             logging::init("info", "text");
             simulate(args).await?;
         }
+        Command::User { command } => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init("warn", &config.log.format);
+            let store = app::open_store(&config).await?;
+            let result = user_command(&store, command).await;
+            store.close().await;
+            result?;
+        }
+        Command::Key { command } => {
+            let config = load_config(cli.config.as_deref())?;
+            logging::init("warn", &config.log.format);
+            let store = app::open_store(&config).await?;
+            let result = key_command(&store, command).await;
+            store.close().await;
+            result?;
+        }
         Command::Districts {
             command: DistrictsCommand::Import { file },
         } => {
@@ -324,6 +409,7 @@ async fn run_demo(
         config.relay.rtsp_listen = "127.0.0.1:0".into();
     }
     let store = app::open_store(&config).await?;
+    let admin_password = bootstrap_admin(&store).await?;
     let fleet = DemoFleet::start(cameras, fleet).await?;
     let n = demo::seed(&*store, cameras, &|i| fleet.url(i)).await?;
     let shutdown = app::shutdown_token();
@@ -356,6 +442,9 @@ async fn run_demo(
             );
             let _ = writeln!(out, "camgate demo: {}", fleet.describe());
             let _ = writeln!(out, "camgate demo: web UI at http://{host}/");
+            if let Some(pw) = &admin_password {
+                let _ = writeln!(out, "camgate demo: log in as admin, password {pw}");
+            }
             let _ = writeln!(
                 out,
                 "camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)"
@@ -547,4 +636,154 @@ fn print_report(r: &ImportReport, file: &std::path::Path) {
             r.rows, r.created, r.updated
         );
     }
+}
+
+/// One line from standard input, without its line end.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(!pw.is_empty(), "no password on standard input");
+    Ok(pw)
+}
+
+fn auth_service(store: &Arc<dyn camgate::store::Store>) -> AuthService {
+    AuthService::new(store.clone(), AuthOptions::default())
+}
+
+fn ms_text(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".into(), camgate::catalogue::rfc3339_ms)
+}
+
+async fn user_command(
+    store: &Arc<dyn camgate::store::Store>,
+    command: UserCommand,
+) -> anyhow::Result<()> {
+    let auth = auth_service(store);
+    match command {
+        UserCommand::Add {
+            username,
+            role,
+            scope,
+            generate_password,
+        } => {
+            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let pw = if generate_password {
+                camgate::auth::token::random(15)
+            } else {
+                read_password()?
+            };
+            auth.create_user(&username, &pw, role, scope.as_deref())
+                .await?;
+            if generate_password {
+                println!("added user {username} ({role}); password (shown once): {pw}");
+            } else {
+                println!("added user {username} ({role})");
+            }
+        }
+        UserCommand::List => {
+            println!(
+                "{:<24} {:<9} {:<13} {:<9} created",
+                "username", "role", "scope", "state"
+            );
+            for u in store.list_users().await? {
+                let state = if u.disabled {
+                    "disabled"
+                } else if u
+                    .locked_until_ms
+                    .is_some_and(|t| t > camgate::catalogue::now_ms())
+                {
+                    "locked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<24} {:<9} {:<13} {:<9} {}",
+                    u.username,
+                    u.role,
+                    u.scope.as_deref().unwrap_or("(all)"),
+                    state,
+                    ms_text(Some(u.created_at_ms))
+                );
+            }
+        }
+        UserCommand::Disable { username } => {
+            auth.set_disabled(&username, true).await?;
+            println!("disabled {username}; their sessions ended");
+        }
+        UserCommand::Enable { username } => {
+            auth.set_disabled(&username, false).await?;
+            println!("enabled {username}");
+        }
+        UserCommand::Passwd { username } => {
+            auth.set_password(&username, &read_password()?).await?;
+            println!("set a new password for {username}; their sessions ended");
+        }
+    }
+    Ok(())
+}
+
+async fn key_command(
+    store: &Arc<dyn camgate::store::Store>,
+    command: KeyCommand,
+) -> anyhow::Result<()> {
+    let auth = auth_service(store);
+    match command {
+        KeyCommand::Create {
+            name,
+            role,
+            scope,
+            expires_days,
+        } => {
+            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let expires =
+                expires_days.map(|d| camgate::catalogue::now_ms() + i64::from(d) * 86_400_000);
+            let k = auth
+                .create_key(&name, role, scope.as_deref(), expires, "cli")
+                .await?;
+            println!(
+                "created key {} ({role}, scope {}); its secret, shown once:\n{}",
+                k.row.id,
+                k.row.scope.as_deref().unwrap_or("(all)"),
+                k.secret
+            );
+        }
+        KeyCommand::List => {
+            println!(
+                "{:<9} {:<9} {:<13} {:<25} {:<25} name",
+                "id", "role", "scope", "expires", "revoked"
+            );
+            for k in store.list_keys().await? {
+                println!(
+                    "{:<9} {:<9} {:<13} {:<25} {:<25} {}",
+                    k.id,
+                    k.role,
+                    k.scope.as_deref().unwrap_or("(all)"),
+                    ms_text(k.expires_at_ms),
+                    ms_text(k.revoked_at_ms),
+                    k.name
+                );
+            }
+        }
+        KeyCommand::Revoke { id } => {
+            anyhow::ensure!(
+                store.revoke_key(&id, camgate::catalogue::now_ms()).await?,
+                "no active key `{id}`"
+            );
+            println!("revoked key {id}");
+        }
+    }
+    Ok(())
+}
+
+/// On a database without users: the first admin, with CAMGATE_ADMIN_PASSWORD
+/// or a generated password (returned, to be shown once).
+async fn bootstrap_admin(store: &Arc<dyn camgate::store::Store>) -> anyhow::Result<Option<String>> {
+    let given = std::env::var("CAMGATE_ADMIN_PASSWORD").ok();
+    Ok(auth_service(store)
+        .bootstrap_admin(given.as_deref())
+        .await
+        .context("creating the first admin (CAMGATE_ADMIN_PASSWORD)")?)
 }

@@ -101,9 +101,12 @@ fn demo(fleet: &str) {
     // Read only the first lines, then close our end of the pipe on purpose:
     // the gateway must keep serving when nobody reads its stdout.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut rtsp) = (None, None);
+    let (mut addr, mut rtsp, mut login) = (None, None, None);
     let mut line = String::new();
     while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.trim().split("log in as admin, password ").nth(1) {
+            login = Some(rest.to_string());
+        }
         if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
             addr = Some(rest.trim_end_matches('/').to_string());
         }
@@ -117,6 +120,8 @@ fn demo(fleet: &str) {
     let rtsp =
         rtsp.unwrap_or_else(|| panic!("demo prints the RTSP relay address; log:\n{}", log()));
     let addr = addr.unwrap_or_else(|| panic!("demo prints the web UI address; log:\n{}", log()));
+    let login = login.unwrap_or_else(|| panic!("demo prints a login; log:\n{}", log()));
+    assert!(login.len() >= 16, "a generated password: {login}");
     let (s, body) = std::panic::catch_unwind(|| http_get(&addr, "/api/v1/cameras?limit=1000"))
         .unwrap_or_else(|_| {
             std::thread::sleep(Duration::from_millis(300));
@@ -544,4 +549,125 @@ fn systemd_unit_verifies() {
 
 fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
+}
+
+/// Runs camgate with `input` on standard input.
+fn camgate_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("CAMGATE_CONFIG")
+        .env("CAMGATE__DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn users_and_keys_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = camgate_stdin(
+        d,
+        &[
+            "user",
+            "add",
+            "liangzhou",
+            "--role",
+            "viewer",
+            "--scope",
+            "620602",
+        ],
+        "a long password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = camgate_stdin(d, &["user", "add", "liangzhou"], "a long password\n");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = camgate_stdin(
+        d,
+        &["user", "add", "x", "--role", "root"],
+        "a long password\n",
+    );
+    assert!(
+        text(&out.stderr).contains("--role"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = camgate_stdin(d, &["user", "add", "y"], "short\n");
+    assert!(
+        text(&out.stderr).contains("password"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = camgate(
+        d,
+        None,
+        &[
+            "user",
+            "add",
+            "ops",
+            "--role",
+            "operator",
+            "--generate-password",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let generated = text(&out.stdout);
+    assert!(generated.contains("password (shown once): "), "{generated}");
+
+    let out = camgate(d, None, &["user", "disable", "liangzhou"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&camgate(d, None, &["user", "list"]).stdout);
+    assert!(
+        list.contains("liangzhou") && list.contains("620602") && list.contains("disabled"),
+        "{list}"
+    );
+    assert!(
+        !list.contains("argon2") && !list.contains("a long password"),
+        "{list}"
+    );
+    let out = camgate_stdin(d, &["user", "passwd", "nobody"], "a long password\n");
+    assert!(!out.status.success() && text(&out.stderr).contains("no user"));
+
+    let out = camgate(
+        d,
+        None,
+        &["key", "create", "--name", "县平台", "--scope", "620602"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created = text(&out.stdout);
+    let secret = created.lines().last().unwrap().to_string();
+    assert!(secret.starts_with("cgk_"), "{created}");
+    let id = created.split("created key ").nth(1).unwrap()[..8].to_string();
+    let list = text(&camgate(d, None, &["key", "list"]).stdout);
+    assert!(
+        list.contains(&id) && list.contains("县平台") && !list.contains(&secret),
+        "{list}"
+    );
+    let out = camgate(d, None, &["key", "revoke", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = camgate(d, None, &["key", "revoke", &id]);
+    assert!(!out.status.success() && text(&out.stderr).contains("no active key"));
+    // Secrets are not in the database file in clear.
+    let db = std::fs::read(d.join("camgate.db")).unwrap_or_default();
+    let wal = std::fs::read(d.join("camgate.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        assert!(!bytes.windows(15).any(|w| w == b"a long password"));
+    }
 }
