@@ -782,8 +782,8 @@ async fn key_command(
 /// or a generated password (returned, to be shown once).
 async fn bootstrap_admin(store: &Arc<dyn camgate::store::Store>) -> anyhow::Result<Option<String>> {
     let given = std::env::var("CAMGATE_ADMIN_PASSWORD").ok();
-    Ok(auth_service(store)
+    auth_service(store)
         .bootstrap_admin(given.as_deref())
         .await
-        .context("creating the first admin (CAMGATE_ADMIN_PASSWORD)")?)
+        .context("creating the first admin (CAMGATE_ADMIN_PASSWORD)")
 }
