@@ -230,13 +230,36 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
         tokio_util::sync::CancellationToken::new(),
         events,
     );
+    let auth = Arc::new(camgate::auth::service::AuthService::new(
+        store.clone(),
+        Default::default(),
+    ));
+    // Every request carries an API key, as a platform's would: its lookup
+    // is part of each figure.
+    let key = auth
+        .create_key("bench", camgate::auth::Role::Viewer, None, None, "bench")
+        .await
+        .unwrap()
+        .secret;
+    let bearer = axum::http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
     let router = api::router(AppState {
         store: store.clone(),
         config: Arc::new(config),
         pulls,
         ws: Default::default(),
         hls: Default::default(),
-    });
+        auth,
+    })
+    .layer(axum::middleware::map_request(
+        move |mut req: axum::extract::Request| {
+            let bearer = bearer.clone();
+            async move {
+                req.headers_mut()
+                    .insert(axum::http::header::AUTHORIZATION, bearer);
+                req
+            }
+        },
+    ));
 
     // Query mix for lists and searches: realistic operator requests.
     let towns: Vec<&District> = districts

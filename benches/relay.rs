@@ -449,7 +449,8 @@ fn main() {
         metric_sum(&gw.scrape(), "camgate_district_cameras_online") >= 1.0
     });
     assert!(online, "the camera came online");
-    let id = http_get(&gw.http, "/api/v1/cameras?limit=1")
+    let id = gw
+        .api("/api/v1/cameras?limit=1")
         .split("\"id\":\"")
         .nth(1)
         .and_then(|r| r.split('"').next())

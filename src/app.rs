@@ -462,6 +462,10 @@ pub async fn serve_on(
         pulls: engine.pulls.clone(),
         ws: engine.telemetry.ws.clone(),
         hls: engine.telemetry.hls.clone(),
+        auth: Arc::new(crate::auth::service::AuthService::new(
+            store.clone(),
+            Default::default(),
+        )),
     });
     on_ready(Bound {
         http: addr,

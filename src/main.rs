@@ -410,6 +410,11 @@ async fn run_demo(
     }
     let store = app::open_store(&config).await?;
     let admin_password = bootstrap_admin(&store).await?;
+    // A ready-made admin key for curl and scripts against the demo.
+    let demo_key = auth_service(&store)
+        .create_key("demo", Role::Admin, None, None, "demo")
+        .await?
+        .secret;
     let fleet = DemoFleet::start(cameras, fleet).await?;
     let n = demo::seed(&*store, cameras, &|i| fleet.url(i)).await?;
     let shutdown = app::shutdown_token();
@@ -445,6 +450,10 @@ async fn run_demo(
             if let Some(pw) = &admin_password {
                 let _ = writeln!(out, "camgate demo: log in as admin, password {pw}");
             }
+            let _ = writeln!(
+                out,
+                "camgate demo: API key (admin): {demo_key} (send as `Authorization: Bearer <key>`)"
+            );
             let _ = writeln!(
                 out,
                 "camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)"

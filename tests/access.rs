@@ -18,7 +18,154 @@ both_backends!(
     clear_passwords_are_encrypted_at_start,
     logins_lock_out_after_repeated_failures,
     api_keys_resolve_until_revoked_or_expired,
+    the_api_needs_a_key_or_a_session,
 );
+
+/// Sends a request through the router with the given headers; status,
+/// headers and body.
+async fn send(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (u16, axum::http::HeaderMap, String) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let mut req = axum::http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            axum::body::Body::from(b.to_string())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let resp = app
+        .router
+        .clone()
+        .oneshot(req.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).to_string())
+}
+
+async fn the_api_needs_a_key_or_a_session(app: TestApp) {
+    // No credentials, or bad ones: 401, with the error shape.
+    let (s, h, body) = send(&app, "GET", "/api/v1/cameras", &[], None).await;
+    assert_eq!(s, 401, "{body}");
+    assert_eq!(h["www-authenticate"], "Bearer");
+    assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
+    for bad in ["Bearer cgk_nope", "Bearer ", "Basic YWRtaW46eA=="] {
+        let (s, _, _) = send(
+            &app,
+            "GET",
+            "/api/v1/cameras",
+            &[("authorization", bad)],
+            None,
+        )
+        .await;
+        assert_eq!(s, 401, "{bad}");
+    }
+    let (s, _, _) = send(&app, "GET", "/api/v1/openapi.json", &[], None).await;
+    assert_eq!(s, 401, "the API description too");
+    let (s, _, _) = send(&app, "GET", "/healthz", &[], None).await;
+    assert_eq!(s, 200, "health needs none");
+
+    // A viewer key reads but does not write; user admin is admin only.
+    let viewer = app
+        .auth
+        .create_key("v", Role::Viewer, None, None, "tests")
+        .await
+        .unwrap()
+        .secret;
+    let bearer = format!("Bearer {viewer}");
+    let (s, _, _) = send(
+        &app,
+        "GET",
+        "/api/v1/cameras",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let cam = serde_json::json!({"name": "x", "district": "620602", "point_type": 1,
+        "ownership": "public", "rtsp_url": "rtsp://10.0.0.1/s"});
+    let (s, _, body) = send(
+        &app,
+        "POST",
+        "/api/v1/cameras",
+        &[("authorization", &bearer)],
+        Some(cam),
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    assert!(body.contains("operator"), "{body}");
+    let (s, _, body) = send(
+        &app,
+        "GET",
+        "/api/v1/auth/me",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.contains("\"role\":\"viewer\""), "{body}");
+
+    // Login: a session cookie, HttpOnly and SameSite=Strict, that works.
+    let pw = app
+        .auth
+        .bootstrap_admin(Some("an admin passphrase"))
+        .await
+        .unwrap();
+    assert!(pw.is_some());
+    let login = serde_json::json!({"username": "admin", "password": "an admin passphrase"});
+    let (s, h, body) = send(&app, "POST", "/api/v1/auth/login", &[], Some(login)).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        !body.contains("passphrase") && !body.contains("argon2"),
+        "{body}"
+    );
+    let set = h["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Max-Age="),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    let (s, _, body) = send(&app, "GET", "/api/v1/auth/me", &[("cookie", &cookie)], None).await;
+    assert_eq!(s, 200);
+    assert!(body.contains("user:admin"), "{body}");
+    let (s, h, _) = send(
+        &app,
+        "POST",
+        "/api/v1/auth/logout",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert!(h["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let (s, _, _) = send(&app, "GET", "/api/v1/auth/me", &[("cookie", &cookie)], None).await;
+    assert_eq!(s, 401, "the session ended");
+
+    // Wrong passwords: 401 until the lock, then 429 with Retry-After,
+    // also for the right password.
+    let wrong = serde_json::json!({"username": "admin", "password": "wrong"});
+    for i in 1..=20 {
+        let (s, _, _) = send(&app, "POST", "/api/v1/auth/login", &[], Some(wrong.clone())).await;
+        assert_eq!(s, if i < 20 { 401 } else { 429 }, "attempt {i}");
+    }
+    let right = serde_json::json!({"username": "admin", "password": "an admin passphrase"});
+    let (s, h, body) = send(&app, "POST", "/api/v1/auth/login", &[], Some(right)).await;
+    assert_eq!(s, 429, "{body}");
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 15 * 60, "{retry}");
+}
 
 fn service(app: &TestApp) -> AuthService {
     AuthService::new(

@@ -1074,7 +1074,7 @@ async fn restart_keeps_data(app: TestApp) {
 
     let store = db.open().await; // migrations already applied: a no-op
     assert_eq!(store.migrate().await.unwrap(), 0);
-    let app = TestApp::with(db, store);
+    let app = TestApp::with(db, store).await;
     let (s, v) = app.get(&format!("/api/v1/cameras/{id}")).await;
     assert_eq!(
         (s, v["name"].as_str(), v["has_password"].as_bool()),

@@ -30,19 +30,32 @@ fn text(b: &[u8]) -> String {
 
 /// A minimal HTTP/1.1 GET (the tests avoid an HTTP client dependency).
 fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let (status, resp) = http("GET", addr, path, "", "");
+    (status, body_of(&resp))
+}
+
+fn body_of(resp: &str) -> String {
+    resp.split_once("\r\n\r\n")
+        .map(|b| b.1.to_string())
+        .unwrap_or_default()
+}
+
+/// A minimal HTTP/1.1 request with extra header lines and a JSON body;
+/// the status and the whole response after the status line's code.
+fn http(method: &str, addr: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp)
         .unwrap_or_else(|e| panic!("GET {path}: {e}; read so far: {resp:?}"));
     let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|b| b.1.to_string())
-        .unwrap_or_default();
-    (status, body)
+    (status, resp)
 }
 
 fn terminate(child: &std::process::Child) {
@@ -101,11 +114,14 @@ fn demo(fleet: &str) {
     // Read only the first lines, then close our end of the pipe on purpose:
     // the gateway must keep serving when nobody reads its stdout.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut rtsp, mut login) = (None, None, None);
+    let (mut addr, mut rtsp, mut login, mut key) = (None, None, None, None);
     let mut line = String::new();
     while stdout.read_line(&mut line).unwrap() > 0 {
         if let Some(rest) = line.trim().split("log in as admin, password ").nth(1) {
             login = Some(rest.to_string());
+        }
+        if let Some(rest) = line.trim().split("API key (admin): ").nth(1) {
+            key = rest.split(' ').next().map(str::to_string);
         }
         if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
             addr = Some(rest.trim_end_matches('/').to_string());
@@ -121,9 +137,15 @@ fn demo(fleet: &str) {
         rtsp.unwrap_or_else(|| panic!("demo prints the RTSP relay address; log:\n{}", log()));
     let addr = addr.unwrap_or_else(|| panic!("demo prints the web UI address; log:\n{}", log()));
     let login = login.unwrap_or_else(|| panic!("demo prints a login; log:\n{}", log()));
+    let key = key.unwrap_or_else(|| panic!("demo prints an API key; log:\n{}", log()));
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    let api = |path: &str| {
+        let (s, resp) = http("GET", &addr, path, &auth, "");
+        (s, body_of(&resp))
+    };
     assert!(login.len() >= 16, "a generated password: {login}");
-    let (s, body) = std::panic::catch_unwind(|| http_get(&addr, "/api/v1/cameras?limit=1000"))
-        .unwrap_or_else(|_| {
+    let (s, body) =
+        std::panic::catch_unwind(|| api("/api/v1/cameras?limit=1000")).unwrap_or_else(|_| {
             std::thread::sleep(Duration::from_millis(300));
             panic!(
                 "first request failed; demo state {:?}; log:\n{}",
@@ -139,7 +161,7 @@ fn demo(fleet: &str) {
     {
         let start = std::time::Instant::now();
         let online = loop {
-            let (_, body) = http_get(&addr, "/api/v1/cameras?limit=1000");
+            let (_, body) = api("/api/v1/cameras?limit=1000");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             let states: Vec<String> = v["items"]
                 .as_array()
@@ -163,7 +185,7 @@ fn demo(fleet: &str) {
             log()
         );
         // And the relay serves them (ffprobe, when installed).
-        let (_, body) = http_get(&addr, "/api/v1/cameras?limit=1000");
+        let (_, body) = api("/api/v1/cameras?limit=1000");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let id = v["items"]
             .as_array()
@@ -240,9 +262,13 @@ fn serve_uses_config_file_and_env() {
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut addr = None;
     let mut metrics = None;
+    let mut admin_password = None;
     let mut lines = stderr.lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(rest) = line.split("created user admin with password ").nth(1) {
+            admin_password = rest.split(' ').next().map(str::to_string);
+        }
         if line.contains("camgate is serving") {
             let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
             addr = Some(v["fields"]["addr"].as_str().unwrap().to_string());
@@ -257,8 +283,32 @@ fn serve_uses_config_file_and_env() {
     assert!(body.contains("# TYPE camgate_pulls_active gauge"), "{body}");
     let (s, _) = http_get(&addr, "/metrics");
     assert_eq!(s, 404, "metrics only on the ops listener");
-    let (s, body) = http_get(&addr, "/api/v1/districts/620602");
-    assert_eq!(s, 200, "the built-in districts were loaded: {body}");
+    // The API needs a login: the first start printed the admin's password.
+    let (s, _) = http_get(&addr, "/api/v1/districts/620602");
+    assert_eq!(s, 401);
+    let pw = admin_password.expect("the first start prints the admin's password");
+    let (s, resp) = http(
+        "POST",
+        &addr,
+        "/api/v1/auth/login",
+        "",
+        &format!(r#"{{"username":"admin","password":"{pw}"}}"#),
+    );
+    assert_eq!(s, 200, "{resp}");
+    let cookie = resp
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let (s, resp) = http(
+        "GET",
+        &addr,
+        "/api/v1/districts/620602",
+        &format!("Cookie: {cookie}\r\n"),
+        "",
+    );
+    assert_eq!(s, 200, "the built-in districts were loaded: {resp}");
     assert!(
         dir.path().join("camgate.db").exists(),
         "SQLite in data_dir by default"

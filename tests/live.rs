@@ -45,6 +45,12 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
         !js.contains("sourceMappingURL"),
         "no request for a missing source map"
     );
+    // The embed page's label: name and live state.
+    let (status, body) = http_get(addr, &format!("/embed/{id}/state"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["state"], "online", "{body}");
+    assert!(v["name"].as_str().is_some_and(|n| !n.is_empty()), "{body}");
     let (status, body) = http_get(addr, "/embed/nope");
     assert_eq!(status, 404, "{body}");
     let (status, body) = http_get(addr, "/embed/%3Cscript%3E");
@@ -149,13 +155,13 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
 
 /// GET returning the status line's code, the headers and the raw body.
 #[cfg(feature = "gstreamer")]
-fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+fn http_get_bytes(addr: &str, path: &str, key: &str) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut resp = Vec::new();
@@ -174,7 +180,11 @@ fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
 fn snapshot_is_a_jpeg_of_the_cameras_resolution() {
     let demo = Demo::start(FLEET);
     let (addr, id) = (&demo.http, &demo.camera);
-    let (status, head, body) = http_get_bytes(addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    let (status, head, body) = http_get_bytes(
+        addr,
+        &format!("/api/v1/cameras/{id}/snapshot.jpg"),
+        &demo.key,
+    );
     assert_eq!(status, 200, "{head} {}", String::from_utf8_lossy(&body));
     assert!(
         head.to_ascii_lowercase()
@@ -192,7 +202,11 @@ fn snapshot_is_a_jpeg_of_the_cameras_resolution() {
         .expect("a JPEG end marker")
         + 2;
     let jpeg = &body[start..end];
-    let (_, _, again) = http_get_bytes(addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    let (_, _, again) = http_get_bytes(
+        addr,
+        &format!("/api/v1/cameras/{id}/snapshot.jpg"),
+        &demo.key,
+    );
     assert!(
         again
             .windows(jpeg.len().min(64))
@@ -230,7 +244,7 @@ fn snapshot_is_a_jpeg_of_the_cameras_resolution() {
 fn snapshot_without_the_feature_says_how_to_enable_it() {
     let demo = Demo::start(FLEET);
     let (addr, id) = (&demo.http, &demo.camera);
-    let (status, body) = http_get(addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    let (status, body) = demo.api(&format!("/api/v1/cameras/{id}/snapshot.jpg"));
     assert_eq!(status, 501, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "snapshots_unavailable");
@@ -240,7 +254,9 @@ fn snapshot_without_the_feature_says_how_to_enable_it() {
             .unwrap()
             .contains("--features gstreamer")
     );
-    let (status, _) = http_get(addr, "/api/v1/cameras/nope/snapshot.jpg");
+    let (status, _) = demo.api("/api/v1/cameras/nope/snapshot.jpg");
+    let (status_anonymous, _) = http_get(addr, &format!("/api/v1/cameras/{id}/snapshot.jpg"));
+    assert_eq!(status_anonymous, 401, "snapshots need credentials");
     assert_eq!(status, 404);
 }
 

@@ -98,11 +98,17 @@ pub fn rss_bytes(pid: u32) -> u64 {
 
 /// GET `path` from `addr` over HTTP/1.0; the body, or an empty string.
 pub fn http_get(addr: &str, path: &str) -> String {
+    http_get_as(addr, path, None)
+}
+
+/// [`http_get`] with an API key.
+pub fn http_get_as(addr: &str, path: &str, key: Option<&str>) -> String {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n");
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     buf.split_once("\r\n\r\n")
@@ -181,6 +187,8 @@ pub struct Gateway {
     pub metrics: String,
     /// The relay's RTSP address.
     pub rtsp: String,
+    /// An admin API key.
+    pub key: String,
 }
 
 impl Gateway {
@@ -214,6 +222,23 @@ impl Gateway {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        let out = Command::new(BIN)
+            .args([
+                "--config", cfg, "key", "create", "--name", "bench", "--role", "admin",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "key create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         let child = Command::new(BIN)
             .args(["--config", cfg, "serve"])
             .stdout(Stdio::null())
@@ -225,6 +250,7 @@ impl Gateway {
             http,
             metrics,
             rtsp,
+            key,
         };
         assert!(
             wait_for(Duration::from_secs(30), || !http_get(&gw.http, "/readyz")
@@ -232,6 +258,11 @@ impl Gateway {
             "gateway ready"
         );
         gw
+    }
+
+    /// GET from the REST API with the gateway's admin key.
+    pub fn api(&self, path: &str) -> String {
+        http_get_as(&self.http, path, Some(&self.key))
     }
 
     /// The gateway's /metrics text.

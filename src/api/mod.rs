@@ -16,6 +16,7 @@ use axum::routing::get;
 use crate::config::Config;
 use crate::store::Store;
 
+pub mod auth;
 mod catalogue;
 pub mod error;
 pub mod extract;
@@ -34,12 +35,17 @@ pub struct AppState {
     pub ws: Arc<crate::relay::ViewerCounters>,
     /// The LL-HLS path's counters (shared with metrics).
     pub hls: Arc<crate::relay::ViewerCounters>,
+    /// Users, sessions and keys.
+    pub auth: Arc<crate::auth::service::AuthService>,
 }
 
 /// Builds the HTTP router.
 pub fn router(state: AppState) -> Router {
     let import_limit = state.config.server.max_import_bytes as usize;
     let api = Router::new()
+        .route("/auth/login", axum::routing::post(auth::login))
+        .route("/auth/logout", axum::routing::post(auth::logout))
+        .route("/auth/me", get(auth::me))
         .route("/openapi.json", get(openapi::handler))
         .route("/districts", get(catalogue::list_districts))
         .route("/districts/{code}", get(catalogue::get_district))
@@ -82,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/live/{id}", get(crate::relay::live::handler))
         .route("/embed/{id}", get(crate::relay::live::embed))
+        .route("/embed/{id}/state", get(crate::relay::live::embed_state))
         .route("/assets/hls.light.min.js", get(crate::relay::live::hls_js))
         .route("/hls/{id}/index.m3u8", get(crate::relay::hls::index))
         .route("/hls/{id}/init.mp4", get(crate::relay::hls::init))
@@ -90,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }

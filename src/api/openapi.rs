@@ -277,6 +277,33 @@ pub fn document() -> Value {
         .as_object_mut()
         .unwrap()
         .extend(health_paths.as_object().unwrap().clone());
+    // Access: every /api/v1 route but login needs a key or a session.
+    doc["security"] = json!([{"apiKey": []}, {"session": []}]);
+    doc["components"]["securitySchemes"] = json!({
+        "apiKey": {"type": "http", "scheme": "bearer",
+            "description": "An API key (`cgk_...`, from `camgate key create`): `Authorization: Bearer <key>`. Keys have a role and may have a district scope."},
+        "session": {"type": "apiKey", "in": "cookie", "name": "camgate_session",
+            "description": "The session cookie set by POST /api/v1/auth/login (HttpOnly, SameSite=Strict)."}
+    });
+    for path in ["/healthz", "/readyz"] {
+        doc["paths"][path]["get"]["security"] = json!([]);
+    }
+    let login = json!({"type": "object", "required": ["username", "password"],
+        "properties": {"username": {"type": "string"}, "password": {"type": "string", "writeOnly": true}}});
+    doc["paths"]["/api/v1/auth/login"] = json!({"post": {
+        "summary": "Log in: sets the session cookie",
+        "security": [],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": login}}},
+        "responses": {"200": {"description": "The user; the session cookie is set."},
+                      "400": {"description": "Malformed JSON."},
+                      "401": {"description": "Wrong username or password."},
+                      "415": {"description": "Not JSON."},
+                      "429": {"description": "Locked after repeated failures; Retry-After says for how long."}}}});
+    doc["paths"]["/api/v1/auth/logout"] = json!({"post": {
+        "summary": "End the session", "responses": {"204": {"description": "Ended; the cookie is cleared."}}}});
+    doc["paths"]["/api/v1/auth/me"] = json!({"get": {
+        "summary": "Who the caller is: principal, role and scope",
+        "responses": {"200": {"description": "The caller."}, "401": {"description": "No valid key or session."}}}});
     doc["components"]["schemas"]
         .as_object_mut()
         .unwrap()

@@ -152,6 +152,24 @@ pub async fn embed(State(st): State<AppState>, Path(id): Path<String>) -> Respon
         .into_response()
 }
 
+/// `GET /embed/{id}/state`: the camera's name and live state for the embed
+/// page's label. It answers with the embed page's own access (not the
+/// API's), so a page opened through an embed link can show them.
+pub async fn embed_state(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(cfg) = st.pulls.config(&id).filter(|c| c.enabled) else {
+        return ApiError::camera_not_found(&id).into_response();
+    };
+    let state = st
+        .pulls
+        .runtime(&id)
+        .map_or("unknown", |rt| rt.state().as_str());
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(serde_json::json!({ "name": cfg.name, "state": state })),
+    )
+        .into_response()
+}
+
 /// `GET /assets/hls.light.min.js`: the vendored hls.js (Apache-2.0, see
 /// NOTICE) for the embed page's LL-HLS fallback.
 pub async fn hls_js() -> Response {

@@ -197,6 +197,9 @@ pub struct TestApp {
     pub router: Router,
     pub config: Arc<Config>,
     pub pulls: Arc<camgate::pull::PullManager>,
+    pub auth: Arc<camgate::auth::service::AuthService>,
+    /// An admin API key every request carries unless told otherwise.
+    pub admin_key: String,
 }
 
 impl TestApp {
@@ -208,10 +211,10 @@ impl TestApp {
             .upsert_districts(&test_districts(), &|_| {})
             .await
             .unwrap();
-        Some(Self::with(db, store))
+        Some(Self::with(db, store).await)
     }
 
-    pub fn with(db: TestDb, store: Arc<dyn Store>) -> TestApp {
+    pub async fn with(db: TestDb, store: Arc<dyn Store>) -> TestApp {
         let mut config = Config::default();
         config.database.url = db.url.clone();
         let config = Arc::new(config);
@@ -222,19 +225,31 @@ impl TestApp {
             tokio_util::sync::CancellationToken::new(),
             events,
         );
+        let auth = Arc::new(camgate::auth::service::AuthService::new(
+            store.clone(),
+            Default::default(),
+        ));
         let router = api::router(AppState {
             store: store.clone(),
             config: config.clone(),
             pulls: pulls.clone(),
             ws: Default::default(),
             hls: Default::default(),
+            auth: auth.clone(),
         });
+        let admin_key = auth
+            .create_key("tests", camgate::auth::Role::Admin, None, None, "tests")
+            .await
+            .unwrap()
+            .secret;
         TestApp {
             db,
             store,
             router,
             config,
             pulls,
+            auth,
+            admin_key,
         }
     }
 
@@ -247,9 +262,27 @@ impl TestApp {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> (StatusCode, String) {
+        let auth = format!("Bearer {}", self.admin_key);
+        self.raw_as(Some(&auth), method, uri, content_type, body)
+            .await
+    }
+
+    /// Like [`raw`](Self::raw) with the given `Authorization` header (none
+    /// when `None`).
+    pub async fn raw_as(
+        &self,
+        authorization: Option<&str>,
+        method: Method,
+        uri: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, String) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
+        }
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
         }
         let resp = self
             .router

@@ -32,6 +32,8 @@ pub struct Demo {
     pub http: String,
     /// The ops listener (`/metrics`).
     pub metrics: String,
+    /// The admin API key the demo printed.
+    pub key: String,
     /// An `always` camera that is online.
     pub camera: String,
 }
@@ -65,11 +67,14 @@ impl Demo {
             .spawn()
             .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut http, mut metrics) = (None, String::new());
+        let (mut http, mut metrics, mut key) = (None, String::new(), String::new());
         let mut line = String::new();
         while out.read_line(&mut line).unwrap() > 0 {
             if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
                 http = Some(rest.trim_end_matches('/').to_string());
+            }
+            if let Some(rest) = line.trim().split("API key (admin): ").nth(1) {
+                key = rest.split(' ').next().unwrap_or("").to_string();
             }
             if let Some(rest) = line.trim().split("Prometheus metrics at http://").nth(1) {
                 metrics = rest.trim_end_matches("/metrics").to_string();
@@ -82,11 +87,12 @@ impl Demo {
             child,
             http: http.expect("the demo prints its address"),
             metrics,
+            key,
             camera: String::new(),
         };
         let start = Instant::now();
         loop {
-            let (_, body) = http_get(&demo.http, "/api/v1/cameras?limit=100");
+            let (_, body) = demo.api("/api/v1/cameras?limit=100");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let online = v["items"].as_array().and_then(|items| {
                 items
@@ -109,6 +115,11 @@ impl Demo {
 }
 
 impl Demo {
+    /// GET from the REST API with the demo's key.
+    pub fn api(&self, path: &str) -> (u16, String) {
+        http_get_as(&self.http, path, Some(&self.key))
+    }
+
     /// Waits until the camera reports 24 fps or more (20 s at most), so a
     /// test that counts frames measures the relay, not a source still
     /// starting.
@@ -123,10 +134,7 @@ impl Demo {
     fn wait_full_rate(&self) {
         let start = Instant::now();
         loop {
-            let (_, body) = http_get(
-                &self.http,
-                &format!("/api/v1/cameras/{}/health", self.camera),
-            );
+            let (_, body) = self.api(&format!("/api/v1/cameras/{}/health", self.camera));
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let fps = v["stats"]["frame_rate"].as_f64().unwrap_or(0.0);
             if fps >= 24.0 {
@@ -144,11 +152,17 @@ impl Demo {
 
 /// GET over HTTP/1.1 with `Connection: close`: the status and the body.
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_as(addr, path, None)
+}
+
+/// [`http_get`] with an API key (`Authorization: Bearer`).
+pub fn http_get_as(addr: &str, path: &str, key: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut resp = String::new();

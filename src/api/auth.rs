@@ -1,0 +1,204 @@
+//! Who is calling the REST API, and whether their role allows the request:
+//! an API key (`Authorization: Bearer cgk_...`) or a login session (the
+//! `camgate_session` cookie). Every `/api/v1` route needs one except
+//! `POST /api/v1/auth/login`. Reads need any role, writes `operator`, and
+//! users, keys and the audit trail `admin`. Embed links never reach the API.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::ApiJson;
+use crate::auth::service::LoginError;
+use crate::auth::{Principal, Role};
+
+/// The login session cookie.
+pub const SESSION_COOKIE: &str = "camgate_session";
+
+/// The role a request needs.
+fn required_role(method: &Method, path: &str) -> Role {
+    let admin_only = ["/api/v1/users", "/api/v1/keys", "/api/v1/audit"];
+    if admin_only
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    {
+        Role::Admin
+    } else if matches!(*method, Method::GET | Method::HEAD) {
+        Role::Viewer
+    } else {
+        Role::Operator
+    }
+}
+
+fn unauthorized() -> Response {
+    let mut r = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "log in (POST /api/v1/auth/login) or send an API key as `Authorization: Bearer <key>`",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// The value of cookie `name`, if sent.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The principal of a request's key or session, if any is valid.
+pub async fn principal(st: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(key) = bearer {
+        return Ok(st.auth.key_principal(key).await?);
+    }
+    if let Some(session) = cookie(headers, SESSION_COOKIE) {
+        return Ok(st.auth.session_principal(session).await?);
+    }
+    Ok(None)
+}
+
+/// Middleware: resolves the caller of every `/api/v1` request (but login),
+/// checks the role, and hands the [`Principal`] to the handler.
+pub async fn require(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/api/v1/") || path == "/api/v1/auth/login" {
+        return next.run(req).await;
+    }
+    let p = match principal(&st, req.headers()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return unauthorized(),
+        Err(e) => return e.into_response(),
+    };
+    let needed = required_role(req.method(), path);
+    if !p.role.at_least(needed) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the {needed} role; yours is {}", p.role),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(p);
+    next.run(req).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+fn session_cookie(value: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .expect("cookie text is ASCII")
+}
+
+/// `POST /api/v1/auth/login`: a session cookie (HttpOnly, SameSite=Strict,
+/// expiring) for the right username and password.
+pub async fn login(State(st): State<AppState>, ApiJson(l): ApiJson<Login>) -> Response {
+    match st.auth.login(&l.username, &l.password).await {
+        Ok((session, user)) => {
+            let ttl = st.auth.options().session_ttl.as_secs();
+            let mut r = axum::Json(json!({ "user": user.public() })).into_response();
+            r.headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&session, ttl));
+            r
+        }
+        Err(LoginError::BadCredentials) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong username or password",
+        )
+        .into_response(),
+        Err(LoginError::Locked { until_ms }) => {
+            let secs = ((until_ms - crate::catalogue::now_ms()) / 1000).max(1);
+            let mut r = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "account_locked",
+                "the account is locked after repeated failed logins; try again later",
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+            r
+        }
+        Err(LoginError::Store(e)) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /api/v1/auth/logout`: ends the session and clears the cookie.
+pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(s) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = st.auth.logout(s).await
+    {
+        return ApiError::from(e).into_response();
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0));
+    r
+}
+
+/// `GET /api/v1/auth/me`: who the caller is.
+pub async fn me(axum::Extension(p): axum::Extension<Principal>) -> Response {
+    axum::Json(json!({
+        "principal": p.label(),
+        "role": p.role,
+        "scope": p.scope.code(),
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_needed_by_method_and_path() {
+        assert_eq!(required_role(&Method::GET, "/api/v1/cameras"), Role::Viewer);
+        assert_eq!(
+            required_role(&Method::POST, "/api/v1/cameras"),
+            Role::Operator
+        );
+        assert_eq!(
+            required_role(&Method::DELETE, "/api/v1/cameras/x"),
+            Role::Operator
+        );
+        assert_eq!(required_role(&Method::GET, "/api/v1/users"), Role::Admin);
+        assert_eq!(required_role(&Method::GET, "/api/v1/keys/x"), Role::Admin);
+        assert_eq!(required_role(&Method::GET, "/api/v1/audit"), Role::Admin);
+        assert_eq!(required_role(&Method::GET, "/api/v1/usersx"), Role::Viewer);
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; camgate_session=cgs_x; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("cgs_x"));
+        assert_eq!(cookie(&h, "c"), None);
+    }
+}
