@@ -9,6 +9,7 @@ use camgate::auth::service::{AuthOptions, AuthService, LoginError};
 use camgate::store::StoreError;
 use camgate::store::access::{ApiKeyRow, AuditFilter, EmbedLinkRow, NewAudit, UserUpdate};
 
+use axum::http::StatusCode;
 use common::TestApp;
 
 both_backends!(
@@ -19,7 +20,125 @@ both_backends!(
     logins_lock_out_after_repeated_failures,
     api_keys_resolve_until_revoked_or_expired,
     the_api_needs_a_key_or_a_session,
+    a_scoped_key_sees_its_county_only,
 );
+
+async fn a_scoped_key_sees_its_county_only(app: TestApp) {
+    let mut ids = std::collections::HashMap::new();
+    for (name, district) in [
+        ("凉州区东大街", "620602"),
+        ("城关区南关", "620102"),
+        ("凉州区乡镇", "620602"),
+    ] {
+        let cam = serde_json::json!({"name": name, "district": district, "point_type": 1,
+            "ownership": "public", "rtsp_url": "rtsp://10.0.0.1/s"});
+        let (s, v) = app.post("/api/v1/cameras", cam).await;
+        assert_eq!(s, 201, "{v}");
+        ids.insert(name, v["id"].as_str().unwrap().to_string());
+    }
+    let key = app
+        .auth
+        .create_key("county", Role::Operator, Some("620602"), None, "tests")
+        .await
+        .unwrap()
+        .secret;
+    let bearer = format!("Bearer {key}");
+    let get = |uri: String| {
+        let bearer = bearer.clone();
+        let app = &app;
+        async move {
+            let (s, _, body) = send(app, "GET", &uri, &[("authorization", &bearer)], None).await;
+            (s, body)
+        }
+    };
+    let (s, body) = get("/api/v1/cameras".into()).await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("凉州区")), "{names:?}");
+    let (s, body) = get("/api/v1/cameras?district=6201".into()).await;
+    assert!(s == 200 && body.contains("\"items\":[]"), "{body}");
+    let other = &ids["城关区南关"];
+    for uri in [
+        format!("/api/v1/cameras/{other}"),
+        format!("/api/v1/cameras/{other}/health"),
+        format!("/api/v1/cameras/{other}/snapshot.jpg"),
+        "/api/v1/districts/620102".to_string(),
+        "/api/v1/districts?parent=62".to_string(),
+        "/api/v1/health/summary?district=620102".to_string(),
+    ] {
+        let (s, body) = get(uri.clone()).await;
+        assert_eq!(s, 404, "{uri}: {body}");
+    }
+    let (s, _) = get(format!("/api/v1/cameras/{}", ids["凉州区东大街"])).await;
+    assert_eq!(s, 200);
+    let (s, body) = get("/api/v1/districts".into()).await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["items"][0]["code"], "620602",
+        "the tree starts at the scope: {body}"
+    );
+    assert_eq!(v["items"][0]["camera_count"], 2, "{body}");
+    let (s, body) = get("/api/v1/health/summary".into()).await;
+    assert_eq!(s, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["district"]["code"], "620602", "{body}");
+    let (s, body) = get("/api/v1/cameras/export".into()).await;
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("凉州区东大街") && !body.contains("城关区南关"),
+        "{body}"
+    );
+    let (s, body) = get("/api/v1/health/events?district=620102".into()).await;
+    assert!(
+        s == 404 || (s == 200 && !body.contains(other.as_str())),
+        "{s} {body}"
+    );
+    // Writes outside the scope are refused; an import needs no scope.
+    let cam = serde_json::json!({"name": "越界", "district": "620102", "point_type": 1,
+        "ownership": "public", "rtsp_url": "rtsp://10.0.0.1/s"});
+    let (s, _, body) = send(
+        &app,
+        "POST",
+        "/api/v1/cameras",
+        &[("authorization", &bearer)],
+        Some(cam),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(body.contains("out_of_scope"), "{body}");
+    let (s, _, body) = send(
+        &app,
+        "DELETE",
+        &format!("/api/v1/cameras/{other}"),
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "{body}");
+    let (s, _, body) = send(
+        &app,
+        "POST",
+        "/api/v1/cameras/import",
+        &[("authorization", &bearer), ("content-type", "text/csv")],
+        None,
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    // The admin still sees everything.
+    let (s, v) = app.get("/api/v1/cameras").await;
+    assert_eq!(
+        (s, v["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 3)
+    );
+}
 
 /// Sends a request through the router with the given headers; status,
 /// headers and body.

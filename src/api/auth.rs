@@ -170,6 +170,63 @@ pub async fn me(axum::Extension(p): axum::Extension<Principal>) -> Response {
     .into_response()
 }
 
+/// A district code no district is under: a filter on it answers nothing,
+/// in the usual shape (an empty page, a header-only CSV).
+pub const NOWHERE: &str = "-";
+
+/// The caller of an API request, as the `require` middleware found them.
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(unauthorized)
+    }
+}
+
+impl Caller {
+    /// Whether district `code` is within the caller's scope.
+    pub fn sees(&self, code: &str) -> bool {
+        self.0.scope.contains(code)
+    }
+
+    /// The district filter for a request for `requested`: the narrower of
+    /// it and the scope, or [`NOWHERE`] when they do not overlap.
+    pub fn narrow(&self, requested: Option<String>) -> Option<String> {
+        self.0
+            .scope
+            .narrow(requested.as_deref())
+            .unwrap_or_else(|| Some(NOWHERE.to_string()))
+    }
+
+    /// A write into district `code`: refused (422 `out_of_scope`, naming
+    /// `field`) outside the caller's scope.
+    pub fn may_write(&self, code: &str, field: &str) -> Result<(), ApiError> {
+        if self.sees(code) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_scope",
+                format!(
+                    "district {code} is outside your scope ({})",
+                    self.0.scope.code().unwrap_or("")
+                ),
+            )
+            .field(field))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

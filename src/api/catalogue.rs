@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryPairs, body_bytes};
 use crate::catalogue::csv::HeaderLang;
@@ -157,6 +158,7 @@ pub(super) fn decode_cursor(c: &str) -> Result<String, ApiError> {
 
 pub async fn list_districts(
     State(st): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let q = QueryPairs::parse(raw.as_deref(), &["parent", "q", "limit"])?;
@@ -171,26 +173,40 @@ pub async fn list_districts(
         }
         (_, Some(text)) => {
             let lim = limit(&q)?;
-            with_counts(&st, st.store.search_districts(text.trim(), lim).await?).await?
+            let mut found = st.store.search_districts(text.trim(), lim).await?;
+            found.retain(|d| caller.sees(&d.code));
+            with_counts(&st, found).await?
         }
         (Some(p), None) => {
-            let d = resolve_district(&st, p).await?.ok_or_else(|| {
-                ApiError::not_found(format!("district {:?} does not exist", clip(p)))
-                    .field("parent")
-            })?;
+            let d = resolve_district(&st, p)
+                .await?
+                .filter(|d| caller.sees(&d.code))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("district {:?} does not exist", clip(p)))
+                        .field("parent")
+                })?;
             with_counts(&st, st.store.district_children(Some(&d.code)).await?).await?
         }
-        (None, None) => with_counts(&st, st.store.district_children(None).await?).await?,
+        // A scoped caller's tree starts at its scope.
+        (None, None) => match caller.0.scope.code() {
+            Some(s) => {
+                let root = st.store.districts_by_codes(&[s.to_string()]).await?;
+                with_counts(&st, root).await?
+            }
+            None => with_counts(&st, st.store.district_children(None).await?).await?,
+        },
     };
     Ok(Json(json!({ "items": items })))
 }
 
 pub async fn get_district(
     State(st): State<AppState>,
+    caller: Caller,
     Path(code): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let d = resolve_district(&st, &code)
         .await?
+        .filter(|d| caller.sees(&d.code))
         .ok_or_else(|| ApiError::not_found(format!("district {:?} does not exist", clip(&code))))?;
     let ancestors: Vec<String> = LEVEL_CODE_LEN
         .iter()
@@ -216,6 +232,7 @@ pub async fn get_district(
 
 pub async fn list_checkpoints(
     State(st): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let q = QueryPairs::parse(raw.as_deref(), &["district", "q", "limit", "cursor"])?;
@@ -229,6 +246,7 @@ pub async fn list_checkpoints(
         })?;
         filter.district = Some(d.code);
     }
+    filter.district = caller.narrow(filter.district);
     let lim = limit(&q)?;
     let after = q.one("cursor")?.map(decode_cursor).transpose()?;
     let rows = st
@@ -240,17 +258,43 @@ pub async fn list_checkpoints(
 
 pub async fn get_checkpoint(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CheckpointView>, ApiError> {
-    let cp =
-        st.store.get_checkpoint(&id).await?.ok_or_else(|| {
-            ApiError::not_found(format!("checkpoint {:?} does not exist", clip(&id)))
-        })?;
+    let cp = visible_checkpoint(&st, &caller, &id).await?;
     Ok(Json(CheckpointView::from(&cp)))
+}
+
+/// A checkpoint the caller may see; any other is "does not exist".
+async fn visible_checkpoint(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::catalogue::Checkpoint, ApiError> {
+    st.store
+        .get_checkpoint(id)
+        .await?
+        .filter(|c| caller.sees(&c.district_code))
+        .ok_or_else(|| ApiError::not_found(format!("checkpoint {:?} does not exist", clip(id))))
+}
+
+/// A camera the caller may see; any other is "does not exist", so IDs
+/// outside a scope do not leak.
+pub(super) async fn visible_camera(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::catalogue::Camera, ApiError> {
+    st.store
+        .get_camera(id)
+        .await?
+        .filter(|c| caller.sees(&c.district_code))
+        .ok_or_else(|| ApiError::not_found(format!("camera {:?} does not exist", clip(id))))
 }
 
 pub async fn create_checkpoint(
     State(st): State<AppState>,
+    caller: Caller,
     ApiJson(input): ApiJson<CheckpointInput>,
 ) -> Result<Response, ApiError> {
     let lk = importer::lookups(
@@ -261,6 +305,7 @@ pub async fn create_checkpoint(
     )
     .await?;
     let w = validate::checkpoint(&input, None, &lk).map_err(ApiError::validation)?;
+    caller.may_write(&w.district_code, "district")?;
     let id = st.store.create_checkpoint(&w).await?;
     let cp = st
         .store
@@ -276,13 +321,11 @@ pub async fn create_checkpoint(
 
 pub async fn update_checkpoint(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<CheckpointInput>,
 ) -> Result<Json<CheckpointView>, ApiError> {
-    let existing =
-        st.store.get_checkpoint(&id).await?.ok_or_else(|| {
-            ApiError::not_found(format!("checkpoint {:?} does not exist", clip(&id)))
-        })?;
+    let existing = visible_checkpoint(&st, &caller, &id).await?;
     let lk = importer::lookups(
         &*st.store,
         input.district_refs(),
@@ -291,6 +334,7 @@ pub async fn update_checkpoint(
     )
     .await?;
     let w = validate::checkpoint(&input, Some(&existing), &lk).map_err(ApiError::validation)?;
+    caller.may_write(&w.district_code, "district")?;
     st.store.update_checkpoint(&w).await?;
     let cp = st
         .store
@@ -303,8 +347,10 @@ pub async fn update_checkpoint(
 
 pub async fn delete_checkpoint(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    visible_checkpoint(&st, &caller, &id).await?;
     st.store.delete_checkpoint(&id).await?;
     tracing::info!(checkpoint = %id, "deleted checkpoint");
     Ok(StatusCode::NO_CONTENT)
@@ -322,7 +368,11 @@ const CAMERA_FILTERS: [&str; 7] = [
     "tag",
 ];
 
-async fn camera_filter(st: &AppState, q: &QueryPairs) -> Result<CameraFilter, ApiError> {
+async fn camera_filter(
+    st: &AppState,
+    caller: &Caller,
+    q: &QueryPairs,
+) -> Result<CameraFilter, ApiError> {
     let mut f = CameraFilter {
         q: q.one("q")?
             .map(|s| s.trim().to_string())
@@ -336,6 +386,7 @@ async fn camera_filter(st: &AppState, q: &QueryPairs) -> Result<CameraFilter, Ap
         })?;
         f.district = Some(d.code);
     }
+    f.district = caller.narrow(f.district);
     if let Some(p) = q.parse_one::<i64>("point_type", "1, 2, 3 or 9")? {
         if !crate::catalogue::POINT_TYPES.contains(&p) {
             return Err(ApiError::bad_query(
@@ -363,12 +414,13 @@ async fn camera_filter(st: &AppState, q: &QueryPairs) -> Result<CameraFilter, Ap
 
 pub async fn list_cameras(
     State(st): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut allowed = CAMERA_FILTERS.to_vec();
     allowed.extend(["limit", "cursor"]);
     let q = QueryPairs::parse(raw.as_deref(), &allowed)?;
-    let filter = camera_filter(&st, &q).await?;
+    let filter = camera_filter(&st, &caller, &q).await?;
     let lim = limit(&q)?;
     let after = q.one("cursor")?.map(decode_cursor).transpose()?;
     let rows = st
@@ -380,13 +432,10 @@ pub async fn list_cameras(
 
 pub async fn get_camera(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CameraOut>, ApiError> {
-    let cam = st
-        .store
-        .get_camera(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("camera {:?} does not exist", clip(&id))))?;
+    let cam = visible_camera(&st, &caller, &id).await?;
     Ok(Json(camera_out(&st, &cam)))
 }
 
@@ -400,6 +449,7 @@ fn created<T: Serialize>(location: &str, body: T) -> Response {
 
 pub async fn create_camera(
     State(st): State<AppState>,
+    caller: Caller,
     ApiJson(input): ApiJson<CameraInput>,
 ) -> Result<Response, ApiError> {
     let lk = importer::lookups(
@@ -410,6 +460,7 @@ pub async fn create_camera(
     )
     .await?;
     let w = validate::camera(&input, None, &lk).map_err(ApiError::validation)?;
+    caller.may_write(&w.district_code, "district")?;
     let id = st.store.create_camera(&w).await?;
     let cam = st
         .store
@@ -426,14 +477,11 @@ pub async fn create_camera(
 
 pub async fn update_camera(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<CameraInput>,
 ) -> Result<Json<CameraOut>, ApiError> {
-    let existing = st
-        .store
-        .get_camera(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("camera {:?} does not exist", clip(&id))))?;
+    let existing = visible_camera(&st, &caller, &id).await?;
     let mut refs = input.district_refs();
     refs.push(existing.district_code.clone());
     if existing.id.len() >= 6 {
@@ -447,6 +495,7 @@ pub async fn update_camera(
     )
     .await?;
     let w = validate::camera(&input, Some(&existing), &lk).map_err(ApiError::validation)?;
+    caller.may_write(&w.district_code, "district")?;
     debug_assert!(matches!(w.id, IdSpec::Given(_)));
     st.store.update_camera(&w).await?;
     let cam = st
@@ -461,8 +510,10 @@ pub async fn update_camera(
 
 pub async fn delete_camera(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    visible_camera(&st, &caller, &id).await?;
     st.store.delete_camera(&id).await?;
     st.pulls.remove(&id);
     tracing::info!(camera = %id, "deleted camera");
@@ -471,9 +522,19 @@ pub async fn delete_camera(
 
 pub async fn import_cameras(
     State(st): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // Rows are not yet checked against a scope one by one: a scoped caller
+    // cannot import.
+    if caller.0.scope.code().is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "imports need an operator without a district scope",
+        ));
+    }
     let q = QueryPairs::parse(raw.as_deref(), &["dry_run"])?;
     let dry_run = q
         .parse_one::<bool>("dry_run", "true or false")?
@@ -516,6 +577,7 @@ pub async fn import_cameras(
 
 pub async fn export_cameras(
     State(st): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let mut allowed = CAMERA_FILTERS.to_vec();
@@ -536,7 +598,7 @@ pub async fn export_cameras(
         .transpose()
         .map_err(|e| ApiError::bad_query("lang", format!("lang {e}")))?
         .unwrap_or(HeaderLang::En);
-    let filter = camera_filter(&st, &q).await?;
+    let filter = camera_filter(&st, &caller, &q).await?;
     let body = importer::export_csv(&*st.store, &filter, lang).await?;
     Ok((
         [

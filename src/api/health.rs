@@ -9,7 +9,8 @@ use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::catalogue::{decode_cursor, encode_cursor, limit, resolve_district};
+use super::auth::Caller;
+use super::catalogue::{decode_cursor, encode_cursor, limit, resolve_district, visible_camera};
 use super::error::ApiError;
 use super::extract::QueryPairs;
 use crate::catalogue::validate::clip;
@@ -46,13 +47,10 @@ pub fn state_of(st: &AppState, id: &str) -> (HealthState, Option<crate::health::
 
 pub async fn camera_health(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let cam = st
-        .store
-        .get_camera(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("camera {:?} does not exist", clip(&id))))?;
+    let cam = visible_camera(&st, &caller, &id).await?;
     let transitions = st.store.camera_transitions(&id, RECENT).await?;
     let (state, reason, since_ms, stats) = match st.pulls.runtime(&id) {
         Some(rt) => {
@@ -162,6 +160,7 @@ fn day_param(q: &QueryPairs, offset: time::UtcOffset) -> Result<time::Date, ApiE
 /// district and each point class, and the cameras below their target.
 pub async fn summary(
     State(st): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = QueryPairs::parse(raw.as_deref(), &["district", "day"])?;
@@ -178,10 +177,22 @@ pub async fn summary(
     }
     let until = end.min(now);
     let district = match q.one("district")? {
-        Some(d) => Some(resolve_district(&st, d).await?.ok_or_else(|| {
-            ApiError::not_found(format!("district {:?} does not exist", clip(d))).field("district")
-        })?),
-        None => None,
+        Some(d) => Some(
+            resolve_district(&st, d)
+                .await?
+                .filter(|x| caller.sees(&x.code))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("district {:?} does not exist", clip(d)))
+                        .field("district")
+                })?,
+        ),
+        // A scoped caller's summary is of its scope.
+        None => match caller.0.scope.code() {
+            Some(s) => Some(resolve_district(&st, s).await?.ok_or_else(|| {
+                ApiError::not_found(format!("your scope's district {s} does not exist"))
+            })?),
+            None => None,
+        },
     };
     let code = district.as_ref().map(|d| d.code.as_str());
     let cams = st.store.camera_keys(code).await?;
@@ -269,6 +280,7 @@ fn merge(into: &mut Value, from: Value) {
 /// transitions, oldest first, paged by cursor.
 pub async fn events(
     State(st): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = QueryPairs::parse(raw.as_deref(), &["district", "since", "limit", "cursor"])?;
@@ -286,6 +298,7 @@ pub async fn events(
         ),
         None => None,
     };
+    let district = caller.narrow(district);
     let since = match q.one("since")? {
         None => None,
         Some(s) => Some(parse_since(s, st.config.health.offset()).ok_or_else(|| {

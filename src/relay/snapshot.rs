@@ -39,8 +39,16 @@ fn jpeg(b: Bytes) -> Response {
 }
 
 /// The handler.
-pub async fn handler(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    if !st.pulls.config(&id).is_some_and(|c| c.enabled) {
+pub async fn handler(
+    State(st): State<AppState>,
+    caller: crate::api::auth::Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let visible = st
+        .pulls
+        .config(&id)
+        .is_some_and(|c| c.enabled && caller.sees(&c.district_code));
+    if !visible {
         return ApiError::camera_not_found(&id).into_response();
     }
     if !cfg!(feature = "gstreamer") {
