@@ -139,7 +139,11 @@ impl RtspServer {
         let mut guard: Option<ViewerGuard<'_>> = None;
         let mut play_started: Option<Instant> = None;
         let mut since = Instant::now();
-        let mut last_heard = Instant::now();
+        // When the session expires unless its client is heard from: one
+        // timer per connection, moved on by each request.
+        let timeout = self.opts.session_timeout;
+        let expiry = tokio::time::sleep(timeout);
+        tokio::pin!(expiry);
         loop {
             if conn.playing && guard.is_none() {
                 guard = Some(self.counters.join(&conn.camera.clone().unwrap_or_default()));
@@ -152,7 +156,7 @@ impl RtspServer {
                     Ok(None) => break,
                     Ok(Some((m, n))) => {
                         let _ = buf.split_to(n);
-                        last_heard = Instant::now();
+                        expiry.as_mut().reset(tokio::time::Instant::now() + timeout);
                         if let Incoming::Request(req) = m {
                             let (resp, close) = self.handle(&mut conn, &req, peer).await;
                             self.write_all(&mut wr, &resp).await?;
@@ -172,16 +176,17 @@ impl RtspServer {
             // (the write timeout and the fan-out's lag limit end a dead
             // one); any other ends when its client stays silent.
             let timed = !conn.playing || conn.tracks.iter().any(|t| t.udp.is_some());
-            let expiry = tokio::time::sleep_until((last_heard + self.opts.session_timeout).into());
             if conn.playing {
                 let sub = conn.sub.as_mut().expect("playing has a subscriber");
                 tokio::select! {
-                    _ = expiry, if timed => {
-                        tracing::debug!(%peer, "RTSP session timed out");
-                        return Ok(());
-                    }
-                    _ = rtcp_from(&conn.rtcp, peer), if !conn.rtcp.is_empty() => {
-                        last_heard = Instant::now();
+                    _ = &mut expiry, if timed => {
+                        // Over UDP the client's RTCP reports count as
+                        // signs of life too; they wait in our sockets.
+                        if !rtcp_heard(&conn.rtcp, peer) {
+                            tracing::debug!(%peer, "RTSP session timed out");
+                            return Ok(());
+                        }
+                        expiry.as_mut().reset(tokio::time::Instant::now() + timeout);
                     }
                     d = sub.recv() => {
                         let Some(d) = d else {
@@ -241,7 +246,7 @@ impl RtspServer {
                 }
             } else {
                 tokio::select! {
-                    _ = expiry => {
+                    _ = &mut expiry => {
                         tracing::debug!(%peer, "RTSP connection timed out before playing");
                         return Ok(());
                     }
@@ -510,23 +515,18 @@ async fn send_udp(
     }
 }
 
-/// Waits for an RTCP packet (a receiver report: the client is alive) from
-/// the viewer's address on any of its tracks' RTCP sockets.
-async fn rtcp_from(socks: &[Arc<UdpSocket>], peer: SocketAddr) {
-    let waits = socks.iter().map(|s| {
-        Box::pin(async move {
-            let mut b = [0u8; 1500];
-            loop {
-                match s.recv_from(&mut b).await {
-                    Ok((_, from)) if from.ip() == peer.ip() => return,
-                    Ok(_) => continue,
-                    // Not a sign of life; never spin on a failing socket.
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            }
-        })
-    });
-    futures_util::future::select_all(waits).await;
+/// Whether an RTCP packet (a receiver report: the client is alive) from
+/// the viewer's address waits on any of its tracks' RTCP sockets; drains
+/// them. Checked when the session would expire, not per frame.
+fn rtcp_heard(socks: &[Arc<UdpSocket>], peer: SocketAddr) -> bool {
+    let mut heard = false;
+    let mut b = [0u8; 1500];
+    for s in socks {
+        while let Ok((_, from)) = s.try_recv_from(&mut b) {
+            heard |= from.ip() == peer.ip();
+        }
+    }
+    heard
 }
 
 fn session_matches(conn: &Conn, req: &Request) -> bool {
