@@ -293,57 +293,53 @@ pub fn render(t: &Telemetry) -> String {
         Kind::Counter,
         totals.frames_in as f64,
     );
-    let name = "camgate_sent_bytes_total";
-    e.family(
-        name,
-        "Media bytes sent to viewers, per relay protocol.",
-        Kind::Counter,
-    );
-    for (protocol, c) in t.protocols() {
-        let n = c.bytes_out.load(Ordering::Relaxed);
-        e.sample(name, &[("protocol", protocol)], n as f64);
+    type Count = fn(&crate::relay::ViewerCounters) -> u64;
+    let counters: [(&str, &str, Count); 3] = [
+        (
+            "camgate_sent_bytes_total",
+            "Media bytes sent to viewers, per relay protocol.",
+            |c| c.bytes_out.load(Ordering::Relaxed),
+        ),
+        (
+            "camgate_relay_sessions_total",
+            "Viewer sessions started, per relay protocol (RTSP: PLAY; WebSocket: \
+             an opened stream; LL-HLS: a client address new to the camera).",
+            |c| c.sessions.load(Ordering::Relaxed),
+        ),
+        (
+            "camgate_relay_dropped_frames_total",
+            "Frames a relay did not send because its viewer (LL-HLS: the camera's \
+             muxer) had fallen behind, per protocol.",
+            |c| c.frames_dropped.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, count) in counters {
+        e.family(name, help, Kind::Counter);
+        for (protocol, c) in t.protocols() {
+            e.sample(name, &[("protocol", protocol)], count(c) as f64);
+        }
     }
-    let name = "camgate_relay_sessions_total";
-    e.family(
-        name,
-        "Viewer sessions started, per relay protocol (RTSP: PLAY; WebSocket: \
-         an opened stream; LL-HLS: a client address new to the camera).",
-        Kind::Counter,
-    );
-    for (protocol, c) in t.protocols() {
-        let n = c.sessions.load(Ordering::Relaxed);
-        e.sample(name, &[("protocol", protocol)], n as f64);
-    }
-    let name = "camgate_relay_dropped_frames_total";
-    e.family(
-        name,
-        "Frames a relay did not send because its viewer (LL-HLS: the camera's \
-         muxer) had fallen behind, per protocol.",
-        Kind::Counter,
-    );
-    for (protocol, c) in t.protocols() {
-        let n = c.frames_dropped.load(Ordering::Relaxed);
-        e.sample(name, &[("protocol", protocol)], n as f64);
-    }
-    let name = "camgate_time_to_first_frame_seconds";
-    e.family(
-        name,
-        "From a viewer's play request (WebSocket: its opening) to its first frame sent.",
-        Kind::Histogram,
-    );
-    for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
-        let (buckets, sum, count) = c.first_frame.snapshot();
-        e.histogram(name, &[("protocol", protocol)], &buckets, sum, count);
-    }
-    let name = "camgate_relay_delay_seconds";
-    e.family(
-        name,
-        "From a live frame's arrival at the gateway to the end of its write to a viewer.",
-        Kind::Histogram,
-    );
-    for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
-        let (buckets, sum, count) = c.delay.snapshot();
-        e.histogram(name, &[("protocol", protocol)], &buckets, sum, count);
+    // Histograms for the connection-based protocols (LL-HLS has no play
+    // request, and its frames leave in parts, not one by one).
+    type Hist = fn(&crate::relay::ViewerCounters) -> &crate::metrics::Histogram;
+    let histograms: [(&str, &str, Hist); 2] = [
+        (
+            "camgate_time_to_first_frame_seconds",
+            "From a viewer's play request (WebSocket: its opening) to its first frame sent.",
+            |c| &c.first_frame,
+        ),
+        (
+            "camgate_relay_delay_seconds",
+            "From a live frame's arrival at the gateway to the end of its write to a viewer.",
+            |c| &c.delay,
+        ),
+    ];
+    for (name, help, hist) in histograms {
+        e.family(name, help, Kind::Histogram);
+        for (protocol, c) in [("rtsp", &t.rtsp), ("ws", &t.ws)] {
+            let (buckets, sum, count) = hist(c).snapshot();
+            e.histogram(name, &[("protocol", protocol)], &buckets, sum, count);
+        }
     }
     e.single(
         "camgate_dropped_frames_total",
