@@ -21,6 +21,13 @@ use crate::store::{self, CameraFilter, Store};
 /// Opens the configured store, applies migrations and, when the database
 /// has none, loads the built-in district table.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(open_store_keyed(config).await?.0)
+}
+
+/// [`open_store`], also giving the credential key and where it came from.
+async fn open_store_keyed(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<CredentialCipher>, KeySource)> {
     let url = config.database_url();
     let (cipher, source) = credential_key(config)?;
     let cipher = Arc::new(cipher);
@@ -36,7 +43,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if config.catalogue.load_builtin_districts {
         store::seed_districts(&*store).await?;
     }
-    Ok(store)
+    Ok((store, cipher, source))
 }
 
 /// Where the camera-credential key came from.
@@ -144,8 +151,7 @@ pub async fn rotate_key(
     config: &Config,
     new_key: Option<&str>,
 ) -> anyhow::Result<(usize, RotatedKey)> {
-    let store = open_store(config).await?;
-    let (old, source) = credential_key(config)?;
+    let (store, old, source) = open_store_keyed(config).await?;
     let text = match new_key {
         Some(k) => k.trim().to_string(),
         None => CredentialCipher::generate(),

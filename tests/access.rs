@@ -96,6 +96,25 @@ async fn a_scoped_key_sees_its_county_only(app: TestApp) {
         body.contains("凉州区东大街") && !body.contains("城关区南关"),
         "{body}"
     );
+    // A state change in each county: the scoped key's events show its own.
+    let changes: Vec<_> = [("凉州区东大街", "620602"), ("城关区南关", "620102")]
+        .into_iter()
+        .map(|(name, district)| camgate::store::NewTransition {
+            camera_id: ids[name].clone(),
+            district_code: district.into(),
+            at_ms: camgate::catalogue::now_ms(),
+            from_state: "unknown".into(),
+            to_state: "online".into(),
+            reason: None,
+        })
+        .collect();
+    app.store.insert_transitions(&changes).await.unwrap();
+    let (s, body) = get("/api/v1/health/events".into()).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains(ids["凉州区东大街"].as_str()) && !body.contains(other.as_str()),
+        "{body}"
+    );
     let (s, body) = get("/api/v1/health/events?district=620102".into()).await;
     assert!(
         s == 404 || (s == 200 && !body.contains(other.as_str())),

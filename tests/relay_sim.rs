@@ -139,6 +139,34 @@ mod relay {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// `ffmpeg` copying `secs` seconds of `url` over `transport` (tcp or
+    /// udp), the video track only when `video_only`, to `output` (a file, or
+    /// `-f FORMAT -`). It must succeed; its output.
+    async fn ffmpeg_copy(
+        url: &str,
+        transport: &str,
+        video_only: bool,
+        secs: u32,
+        output: &[&str],
+    ) -> std::process::Output {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "error", "-rtsp_transport", transport, "-i", url]);
+        if video_only {
+            cmd.args(["-map", "0:v"]);
+        }
+        cmd.args(["-c", "copy", "-t", &secs.to_string()])
+            .args(output);
+        run(&mut cmd).await
+    }
+
+    fn assert_ran(out: &std::process::Output) {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     async fn run(cmd: &mut Command) -> std::process::Output {
         let mut cmd = tokio::process::Command::from(std::mem::replace(cmd, Command::new("true")));
         cmd.kill_on_drop(true);
@@ -178,11 +206,7 @@ mod relay {
             &url,
         ]))
         .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ran(&out);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let streams = v["streams"].as_array().unwrap();
         let video = streams
@@ -204,25 +228,8 @@ mod relay {
         // ffmpeg copies 10 s; the file decodes with no errors.
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("copy.mkv");
-        let out = run(Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url,
-            "-c",
-            "copy",
-            "-t",
-            "10",
-            file.to_str().unwrap(),
-        ]))
-        .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = ffmpeg_copy(&url, "tcp", false, 10, &[file.to_str().unwrap()]).await;
+        assert_ran(&out);
         assert_eq!(
             decode_errors(&file).await,
             "",
@@ -326,33 +333,12 @@ mod relay {
             &url,
         ]))
         .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ran(&out);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hevc,320,180");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("copy.mkv");
-        let out = run(Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url,
-            "-c",
-            "copy",
-            "-t",
-            "4",
-            file.to_str().unwrap(),
-        ]))
-        .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = ffmpeg_copy(&url, "tcp", false, 4, &[file.to_str().unwrap()]).await;
+        assert_ran(&out);
         assert_eq!(
             decode_errors(&file).await,
             "",
@@ -394,27 +380,8 @@ mod relay {
         let url = r.url("c");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("udp.mkv");
-        let out = run(Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "udp",
-            "-i",
-            &url,
-            "-map",
-            "0:v",
-            "-c",
-            "copy",
-            "-t",
-            "5",
-            file.to_str().unwrap(),
-        ]))
-        .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = ffmpeg_copy(&url, "udp", true, 5, &[file.to_str().unwrap()]).await;
+        assert_ran(&out);
         let out = run(Command::new("ffprobe").args([
             "-v",
             "error",
@@ -461,24 +428,7 @@ mod relay {
             .map(|_| {
                 let url = url.clone();
                 tokio::spawn(async move {
-                    run(Command::new("ffmpeg").args([
-                        "-v",
-                        "error",
-                        "-rtsp_transport",
-                        "tcp",
-                        "-i",
-                        &url,
-                        "-map",
-                        "0:v",
-                        "-c",
-                        "copy",
-                        "-t",
-                        "4",
-                        "-f",
-                        "null",
-                        "-",
-                    ]))
-                    .await
+                    ffmpeg_copy(&url, "tcp", true, 4, &["-f", "null", "-"]).await
                 })
             })
             .collect();
@@ -686,29 +636,8 @@ mod relay {
         .await
         .unwrap();
         // Meanwhile a steady viewer: 8 s of video at the full rate.
-        let out = run(Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url,
-            "-map",
-            "0:v",
-            "-c",
-            "copy",
-            "-t",
-            "8",
-            "-f",
-            "framemd5",
-            "-",
-        ]))
-        .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = ffmpeg_copy(&url, "tcp", true, 8, &["-f", "framemd5", "-"]).await;
+        assert_ran(&out);
         let frames = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -23,10 +23,11 @@ pub const SESSION_COOKIE: &str = "camgate_session";
 /// The role a request needs.
 fn required_role(method: &Method, path: &str) -> Role {
     let admin_only = ["/api/v1/users", "/api/v1/keys", "/api/v1/audit"];
-    if admin_only
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-    {
+    let under = |p: &str| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if admin_only.into_iter().any(under) {
         Role::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Role::Viewer

@@ -83,14 +83,6 @@ impl Scope {
         self.0.as_deref().is_none_or(|s| code.starts_with(s))
     }
 
-    /// Whether district `code` is the scope's root or one of its ancestors
-    /// (shown in the tree as the path to the scope, without counts beyond it).
-    pub fn is_ancestor(&self, code: &str) -> bool {
-        self.0
-            .as_deref()
-            .is_some_and(|s| s.len() > code.len() && s.starts_with(code))
-    }
-
     /// The district filter for a request that asks for `requested`: the
     /// narrower of the two, or `None` when they do not overlap (the answer
     /// is then empty).
@@ -153,18 +145,6 @@ impl Principal {
         }
         self.scope.contains(district)
     }
-
-    /// An embed link (streams and the embed page only; no API).
-    pub fn is_link(&self) -> bool {
-        matches!(self.kind, PrincipalKind::Link { .. })
-    }
-
-    pub fn link_id(&self) -> Option<&str> {
-        match &self.kind {
-            PrincipalKind::Link { id, .. } => Some(id),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -190,8 +170,6 @@ mod tests {
         assert!(county.contains("620602001001"));
         assert!(!county.contains("620603"));
         assert!(!county.contains("6206"), "the city is outside");
-        assert!(county.is_ancestor("6206") && county.is_ancestor("62"));
-        assert!(!county.is_ancestor("620602") && !county.is_ancestor("63"));
         assert!(Scope::all().contains("33"));
         assert_eq!(county.narrow(None), Some(Some("620602".into())));
         assert_eq!(county.narrow(Some("62")), Some(Some("620602".into())));

@@ -193,6 +193,19 @@ impl AuthService {
     /// account for the lockout time, during which even the right password
     /// is refused.
     pub async fn login(&self, username: &str, pw: &str) -> Result<(String, UserRow), LoginError> {
+        let user = self.check_password(username, pw).await?;
+        let now = now_ms();
+        let session = token::new_session();
+        let expires = now + self.opts.session_ttl.as_millis() as i64;
+        self.store
+            .create_session(&token::digest(&session), user.id, now, expires)
+            .await?;
+        Ok((session, user))
+    }
+
+    /// Checks a username and password, counting failures towards the
+    /// lockout and clearing them on success.
+    async fn check_password(&self, username: &str, pw: &str) -> Result<UserRow, LoginError> {
         let now = now_ms();
         let Some(user) = self.store.user_by_name(username).await? else {
             let _ = verify_blocking(pw, &self.decoy).await;
@@ -221,12 +234,7 @@ impl AuthService {
         if user.failed_logins > 0 || user.locked_until_ms.is_some() {
             self.store.set_login_state(user.id, 0, None).await?;
         }
-        let session = token::new_session();
-        let expires = now + self.opts.session_ttl.as_millis() as i64;
-        self.store
-            .create_session(&token::digest(&session), user.id, now, expires)
-            .await?;
-        Ok((session, user))
+        Ok(user)
     }
 
     pub async fn logout(&self, session: &str) -> Result<(), StoreError> {
@@ -251,17 +259,11 @@ impl AuthService {
         username: &str,
         pw: &str,
     ) -> Result<Option<Principal>, StoreError> {
-        match self.login_without_session(username, pw).await {
+        match self.check_password(username, pw).await {
             Ok(user) => Ok(user_principal(&user)),
             Err(LoginError::Store(e)) => Err(e),
             Err(_) => Ok(None),
         }
-    }
-
-    async fn login_without_session(&self, username: &str, pw: &str) -> Result<UserRow, LoginError> {
-        let (session, user) = self.login(username, pw).await?;
-        self.logout(&session).await?;
-        Ok(user)
     }
 
     /// A new API key.

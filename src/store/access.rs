@@ -222,6 +222,22 @@ macro_rules! impl_access_store {
         const LINK_COLS: &str = "id, camera_id, district_code, note, created_by, created_at_ms, \
             expires_at_ms, revoked_at_ms";
 
+        impl $store {
+            /// Marks row `id` of `table` (api_keys, embed_links) revoked;
+            /// false when there is none or it was revoked already.
+            async fn revoke(&self, table: &str, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+                let n = sqlx::query(&format!(
+                    "UPDATE {table} SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL"
+                ))
+                .bind(id)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+        }
+
         #[async_trait::async_trait]
         impl AccessStore for $store {
             async fn user_count(&self) -> Result<i64, StoreError> {
@@ -370,13 +386,8 @@ macro_rules! impl_access_store {
                 now_ms: i64,
             ) -> Result<Option<UserRow>, StoreError> {
                 Ok(sqlx::query_as(&format!(
-                    "SELECT {} FROM user_sessions s JOIN users u ON u.id = s.user_id \
-                     WHERE s.token_hash = $1 AND s.expires_at_ms > $2",
-                    USER_COLS
-                        .split(", ")
-                        .map(|c| format!("u.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "SELECT {USER_COLS} FROM users WHERE id = (SELECT user_id FROM user_sessions \
+                     WHERE token_hash = $1 AND expires_at_ms > $2)"
                 ))
                 .bind(token_hash)
                 .bind(now_ms)
@@ -431,15 +442,7 @@ macro_rules! impl_access_store {
             }
 
             async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
-                let n = sqlx::query(
-                    "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
-                )
-                .bind(id)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n > 0)
+                self.revoke("api_keys", id, now_ms).await
             }
 
             async fn touch_key(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
@@ -486,16 +489,7 @@ macro_rules! impl_access_store {
             }
 
             async fn revoke_link(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
-                let n = sqlx::query(
-                    "UPDATE embed_links SET revoked_at_ms = $2 \
-                     WHERE id = $1 AND revoked_at_ms IS NULL",
-                )
-                .bind(id)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n > 0)
+                self.revoke("embed_links", id, now_ms).await
             }
 
             async fn insert_audit(&self, a: &NewAudit) -> Result<i64, StoreError> {
