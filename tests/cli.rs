@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_camgate");
 
 fn camgate(dir: &Path, db_url: Option<&str>, args: &[&str]) -> Output {
+    command(dir, db_url, args).output().expect("run camgate")
+}
+
+/// [`camgate`] with the credential key given by environment.
+fn camgate_keyed(dir: &Path, db_url: Option<&str>, key: &str, args: &[&str]) -> Output {
+    command(dir, db_url, args)
+        .env("CAMGATE__SECURITY__CREDENTIAL_KEY", key)
+        .output()
+        .expect("run camgate")
+}
+
+fn command(dir: &Path, db_url: Option<&str>, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("CAMGATE_CONFIG")
@@ -21,7 +33,7 @@ fn camgate(dir: &Path, db_url: Option<&str>, args: &[&str]) -> Output {
     if let Some(u) = db_url {
         cmd.env("CAMGATE__DATABASE__URL", u);
     }
-    cmd.output().expect("run camgate")
+    cmd
 }
 
 fn text(b: &[u8]) -> String {
@@ -391,22 +403,9 @@ fn credentials_are_encrypted_at_rest(dir: &Path, db_url: Option<&str>) {
     );
     // The key given by environment works as well as the file.
     let text_key = std::fs::read_to_string(&moved).unwrap();
-    let out = Command::new(BIN)
-        .args(["export"])
-        .env_remove("CAMGATE_CONFIG")
-        .env("CAMGATE__DATA_DIR", dir)
-        .env("CAMGATE__SECURITY__CREDENTIAL_KEY", text_key.trim())
-        .envs(db_url.map(|u| ("CAMGATE__DATABASE__URL", u)))
-        .output()
-        .unwrap();
+    let out = camgate_keyed(dir, db_url, text_key.trim(), &["export"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = Command::new(BIN)
-        .args(["export"])
-        .env_remove("CAMGATE_CONFIG")
-        .env("CAMGATE__DATA_DIR", dir)
-        .env("CAMGATE__SECURITY__CREDENTIAL_KEY", "AAAA")
-        .output()
-        .unwrap();
+    let out = camgate_keyed(dir, db_url, "AAAA", &["export"]);
     let err = text(&out.stderr);
     assert!(
         !out.status.success() && err.contains("`security.credential_key`") && !err.contains("AAAA"),
@@ -427,14 +426,7 @@ fn credentials_are_encrypted_at_rest(dir: &Path, db_url: Option<&str>) {
     assert!(!dir.join("credential.key.new").exists());
     let out = camgate(dir, db_url, &["export"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = Command::new(BIN)
-        .args(["export"])
-        .env_remove("CAMGATE_CONFIG")
-        .env("CAMGATE__DATA_DIR", dir)
-        .env("CAMGATE__SECURITY__CREDENTIAL_KEY", text_key.trim())
-        .envs(db_url.map(|u| ("CAMGATE__DATABASE__URL", u)))
-        .output()
-        .unwrap();
+    let out = camgate_keyed(dir, db_url, text_key.trim(), &["export"]);
     assert!(!out.status.success(), "the old key is refused");
     assert!(
         text(&out.stderr).contains("not with the configured key"),
@@ -604,11 +596,7 @@ fn text_of(b: &[u8]) -> String {
 /// Runs camgate with `input` on standard input.
 fn camgate_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write as _;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("CAMGATE_CONFIG")
-        .env("CAMGATE__DATA_DIR", dir)
-        .env("RUST_LOG", "warn")
+    let mut child = command(dir, None, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

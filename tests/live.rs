@@ -90,14 +90,7 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
     // While it plays, metrics count a WebSocket viewer of this camera.
     assert!(!metrics.is_empty(), "the demo prints its metrics address");
     let m = http_get(metrics, "/metrics").1;
-    assert!(
-        m.lines()
-            .any(|l| l.starts_with("camgate_camera_protocol_viewers{")
-                && l.contains(&format!("camera_id=\"{id}\""))
-                && l.contains("protocol=\"ws\"")
-                && l.ends_with(" 1")),
-        "{m}"
-    );
+    assert!(one_viewer(&m, id, "ws"), "{m}");
     assert!(
         m.contains("camgate_time_to_first_frame_seconds_count{protocol=\"ws\"} 1\n"),
         "{m}"
@@ -296,14 +289,7 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
     // Metrics count this client as an LL-HLS viewer of the camera, with
     // the bytes it was sent.
     let m = http_get(&demo.metrics, "/metrics").1;
-    assert!(
-        m.lines()
-            .any(|l| l.starts_with("camgate_camera_protocol_viewers{")
-                && l.contains(&format!("camera_id=\"{id}\""))
-                && l.contains("protocol=\"hls\"")
-                && l.ends_with(" 1")),
-        "{m}"
-    );
+    assert!(one_viewer(&m, id, "hls"), "{m}");
     assert!(
         m.contains("camgate_relay_sessions_total{protocol=\"hls\"} 1\n"),
         "{m}"
@@ -435,4 +421,14 @@ fn pts_gaps(path: &str) -> String {
         pts.last(),
         gaps.join(" ")
     )
+}
+
+/// Whether metrics text `m` counts one `protocol` viewer of camera `id`.
+fn one_viewer(m: &str, id: &str, protocol: &str) -> bool {
+    m.lines().any(|l| {
+        l.starts_with("camgate_camera_protocol_viewers{")
+            && l.contains(&format!("camera_id=\"{id}\""))
+            && l.contains(&format!("protocol=\"{protocol}\""))
+            && l.ends_with(" 1")
+    })
 }
