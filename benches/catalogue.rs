@@ -198,7 +198,7 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
         let csv = camera_csv(districts, n, &cps);
         let start = Instant::now();
         let report =
-            camgate::importer::import_csv(&*store, csv.as_bytes(), false, 0, &|_, _, _| {})
+            camgate::importer::import_csv(&*store, csv.as_bytes(), false, 0, None, &|_, _, _| {})
                 .await
                 .unwrap();
         let t = start.elapsed();
@@ -230,10 +230,19 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
         tokio_util::sync::CancellationToken::new(),
         events,
     );
-    let auth = Arc::new(camgate::auth::service::AuthService::new(
+    // The limit on requests per key is off: this measures the catalogue.
+    config.security.api_rate_per_sec = 0;
+    let state = AppState::build(
         store.clone(),
+        Arc::new(config),
+        pulls,
         Default::default(),
-    ));
+        Default::default(),
+        store.credential_cipher(),
+    )
+    .await
+    .unwrap();
+    let auth = state.auth.clone();
     // Every request carries an API key, as a platform's would: its lookup
     // is part of each figure.
     let key = auth
@@ -242,14 +251,7 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
         .unwrap()
         .secret;
     let bearer = axum::http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
-    let router = api::router(AppState {
-        store: store.clone(),
-        config: Arc::new(config),
-        pulls,
-        ws: Default::default(),
-        hls: Default::default(),
-        auth,
-    })
+    let router = api::router(state)
     .layer(axum::middleware::map_request(
         move |mut req: axum::extract::Request| {
             let bearer = bearer.clone();

@@ -114,7 +114,7 @@ async fn check_credentials(
                  configured key {configured}: {KEY_HELP} to the key that wrote them (after a \
                  change of key, `camgate rotate-key` re-encrypts)"
             ),
-            (Err(e), _) => anyhow::bail!("camera {id}: {e}"),
+            (Err(e), _) => anyhow::bail!("stored credential {id}: {e}"),
         }
     }
     if !clear.is_empty() {
@@ -162,7 +162,7 @@ pub async fn rotate_key(
     for (id, value) in store.stored_credentials().await? {
         let plain = old
             .decrypt(&value)
-            .map_err(|e| anyhow::anyhow!("camera {id}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("stored credential {id}: {e}"))?;
         rows.push((id, new.encrypt(&plain)));
     }
     let outcome = match source {
@@ -444,6 +444,16 @@ pub async fn serve_on(
             }
         });
     }
+    let state = AppState::build(
+        store.clone(),
+        config.clone(),
+        engine.pulls.clone(),
+        engine.telemetry.ws.clone(),
+        engine.telemetry.hls.clone(),
+        store.credential_cipher(),
+    )
+    .await?;
+    tokio::spawn(state.gate.clone().run(shutdown.clone()));
     let mut rtsp_addr = None;
     if !config.relay.rtsp_listen.is_empty() {
         let l = tokio::net::TcpListener::bind(&config.relay.rtsp_listen)
@@ -459,20 +469,11 @@ pub async fn serve_on(
             engine.pulls.clone(),
             config.relay.rtsp_options(),
             engine.telemetry.rtsp.clone(),
+            Some(state.gate.clone()),
         );
         tokio::spawn(server.serve(l, shutdown.clone()));
     }
-    let router = api::router(AppState {
-        store: store.clone(),
-        config,
-        pulls: engine.pulls.clone(),
-        ws: engine.telemetry.ws.clone(),
-        hls: engine.telemetry.hls.clone(),
-        auth: Arc::new(crate::auth::service::AuthService::new(
-            store.clone(),
-            Default::default(),
-        )),
-    });
+    let router = api::router(state.clone());
     on_ready(Bound {
         http: addr,
         metrics: metrics_addr,

@@ -79,12 +79,15 @@ pub async fn lookups(
     })
 }
 
-/// Imports a camera CSV file: all rows or none.
+/// Imports a camera CSV file: all rows or none. With a district `scope`
+/// (a scoped caller's), every row's district must be inside it, and so must
+/// the district of any camera a row would update.
 pub async fn import_csv(
     store: &dyn Store,
     bytes: &[u8],
     dry_run: bool,
     network_flag: u8,
+    scope: Option<&str>,
     progress: &(dyn Fn(Phase, u64, u64) + Send + Sync),
 ) -> Result<ImportReport, StoreError> {
     let parsed = csv::parse(bytes);
@@ -114,6 +117,7 @@ pub async fn import_csv(
     .await?;
 
     let mut writes = Vec::with_capacity(parsed.rows.len());
+    let mut lines = Vec::with_capacity(parsed.rows.len());
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (i, row) in parsed.rows.iter().enumerate() {
         match crate::catalogue::validate::camera(&row.input, None, &lk) {
@@ -133,7 +137,26 @@ pub async fn import_csv(
                     report.errors.push(e);
                     continue;
                 }
+                if let Some(sc) = scope
+                    && !w.district_code.starts_with(sc)
+                {
+                    let mut e = parsed.field_error(
+                        row.line,
+                        &crate::catalogue::FieldError::new(
+                            "district",
+                            "out_of_scope",
+                            format!(
+                                "district {} is outside your scope ({sc})",
+                                w.district_code
+                            ),
+                        ),
+                    );
+                    e.code = "out_of_scope".into();
+                    report.errors.push(e);
+                    continue;
+                }
                 writes.push(w);
+                lines.push(row.line);
             }
             Err(errs) => {
                 for e in &errs {
@@ -143,6 +166,26 @@ pub async fn import_csv(
         }
         if i % 1000 == 999 {
             progress(Phase::Validating, i as u64 + 1, total);
+        }
+    }
+    if let Some(sc) = scope {
+        // Rows that would overwrite a camera outside the scope.
+        for (w, line) in writes.iter().zip(&lines) {
+            let IdSpec::Given(id) = &w.id else { continue };
+            if let Some(existing) = store.get_camera(id).await?
+                && !existing.district_code.starts_with(sc)
+            {
+                let mut e = parsed.field_error(
+                    *line,
+                    &crate::catalogue::FieldError::new(
+                        "id",
+                        "out_of_scope",
+                        format!("id {id} cannot be written from your scope ({sc})"),
+                    ),
+                );
+                e.code = "out_of_scope".into();
+                report.errors.push(e);
+            }
         }
     }
     progress(Phase::Validating, total, total);

@@ -274,6 +274,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 &bytes,
                 dry_run,
                 config.catalogue.id_network_flag,
+                None,
                 &|phase, done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
@@ -525,7 +526,7 @@ impl DemoFleet {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let server =
-            camgate::relay::rtsp::RtspServer::new(fleet, Default::default(), Default::default());
+            camgate::relay::rtsp::RtspServer::new(fleet, Default::default(), Default::default(), None);
         tokio::spawn(server.serve(listener, stop.clone()));
         Ok(DemoFleet {
             #[cfg(feature = "gstreamer")]
@@ -659,7 +660,11 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn auth_service(store: &Arc<dyn camgate::store::Store>) -> AuthService {
-    AuthService::new(store.clone(), AuthOptions::default())
+    let auth = AuthService::new(store.clone(), AuthOptions::default());
+    match store.credential_cipher() {
+        Some(c) => auth.with_cipher(c),
+        None => auth,
+    }
 }
 
 fn ms_text(ms: Option<i64>) -> String {

@@ -603,8 +603,10 @@ async fn keys_links_and_settings(app: TestApp) {
         expires_at_ms: None,
         revoked_at_ms: None,
         last_used_ms: None,
+        digest_ha1: None,
     };
     s.create_key(&key).await.unwrap();
+    assert_eq!(s.key_by_id("k1").await.unwrap().unwrap(), key);
     assert_eq!(s.key_by_hash("hash1").await.unwrap().unwrap(), key);
     assert!(s.key_by_hash("hash2").await.unwrap().is_none());
     s.touch_key("k1", 1_500).await.unwrap();

@@ -15,15 +15,30 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod support;
 
-use support::{Demo, FLEET, decode_errors, have_ffprobe as have_ffmpeg, http_get};
+use support::{Demo, FLEET, decode_errors, have_ffprobe as have_ffmpeg, http_get, http_get_as};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
     let demo = Demo::start("clip");
     let (addr, id, metrics) = (&demo.http, &demo.camera, &demo.metrics);
+    let key = Some(demo.key.as_str());
+
+    // Without credentials: nothing, whether or not the camera exists.
+    for path in [
+        format!("/embed/{id}"),
+        format!("/embed/{id}/state"),
+        "/embed/nope".to_string(),
+    ] {
+        assert_eq!(http_get(addr, &path).0, 401, "{path}");
+    }
+    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/live/{id}")).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
+        "{refused:?}"
+    );
 
     // The embed page names its camera and plays over /live.
-    let (status, page) = http_get(addr, &format!("/embed/{id}"));
+    let (status, page) = http_get_as(addr, &format!("/embed/{id}"), key);
     assert_eq!(status, 200);
     assert!(page.contains(&format!("const ID = \"{id}\"")), "{page}");
     assert!(page.contains("/live/"));
@@ -46,20 +61,21 @@ async fn live_fmp4_over_websocket_decodes_and_the_embed_page_is_served() {
         "no request for a missing source map"
     );
     // The embed page's label: name and live state.
-    let (status, body) = http_get(addr, &format!("/embed/{id}/state"));
+    let (status, body) = http_get_as(addr, &format!("/embed/{id}/state"), key);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["state"], "online", "{body}");
     assert!(v["name"].as_str().is_some_and(|n| !n.is_empty()), "{body}");
-    let (status, body) = http_get(addr, "/embed/nope");
+    let (status, body) = http_get_as(addr, "/embed/nope", key);
     assert_eq!(status, 404, "{body}");
-    let (status, body) = http_get(addr, "/embed/%3Cscript%3E");
+    let (status, body) = http_get_as(addr, "/embed/%3Cscript%3E", key);
     assert_eq!(status, 404, "{body}");
 
-    // Five seconds of the live WebSocket.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/live/{id}"))
-        .await
-        .unwrap();
+    // Five seconds of the live WebSocket, with the key in the URL.
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/live/{id}?token={}", demo.key))
+            .await
+            .unwrap();
     let hello = tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await
         .unwrap()
@@ -257,8 +273,12 @@ fn snapshot_without_the_feature_says_how_to_enable_it() {
 fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
     let demo = Demo::start("clip");
     let (addr, id) = (&demo.http, &demo.camera);
-    let url = format!("http://{addr}/hls/{id}/index.m3u8");
-    let (status, playlist) = http_get(addr, &format!("/hls/{id}/index.m3u8"));
+    let key = Some(demo.key.as_str());
+    // ffmpeg reads with the key in the URL; the playlist hands it on.
+    let url = format!("http://{addr}/hls/{id}/index.m3u8?token={}", demo.key);
+    let (status, _) = http_get(addr, &format!("/hls/{id}/index.m3u8"));
+    assert_eq!(status, 401, "LL-HLS needs credentials");
+    let (status, playlist) = http_get_as(addr, &format!("/hls/{id}/index.m3u8"), key);
     assert_eq!(status, 200, "{playlist}");
     assert!(playlist.starts_with("#EXTM3U\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""));
@@ -272,9 +292,10 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
         .to_string();
     let (msn, part) = hint.split_once('.').unwrap();
     let started = Instant::now();
-    let (status, next) = http_get(
+    let (status, next) = http_get_as(
         addr,
         &format!("/hls/{id}/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"),
+        key,
     );
     assert_eq!(status, 200);
     assert!(
@@ -303,8 +324,14 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
         sent as usize >= playlist.len() + next.len(),
         "both playlists counted: {sent}"
     );
-    let (status, _) = http_get(addr, "/hls/nope/index.m3u8");
+    let (status, _) = http_get_as(addr, "/hls/nope/index.m3u8", key);
     assert_eq!(status, 404);
+    let (status, tokened) = http_get(addr, &url.replace(&format!("http://{addr}"), ""));
+    assert_eq!(status, 200, "{tokened}");
+    assert!(
+        tokened.contains(&format!("URI=\"init.mp4?token={}\"", demo.key)),
+        "the playlist hands the token on: {tokened}"
+    );
     if !have_ffmpeg() {
         return;
     }
@@ -333,7 +360,7 @@ fn ll_hls_is_read_copied_and_decoded_by_ffmpeg() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hls.mp4");
     let file = file.to_str().unwrap();
-    let before = http_get(addr, &format!("/hls/{id}/index.m3u8")).1;
+    let before = http_get_as(addr, &format!("/hls/{id}/index.m3u8"), key).1;
     let out = Command::new("ffmpeg")
         .args([
             "-v", "error", "-i", &url, "-c", "copy", "-t", "10", "-y", file,

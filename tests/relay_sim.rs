@@ -98,7 +98,7 @@ mod relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let counters = Arc::new(RtspCounters::default());
-        let server = RtspServer::new(pulls.clone(), rtsp, counters.clone());
+        let server = RtspServer::new(pulls.clone(), rtsp, counters.clone(), None);
         tokio::spawn(server.serve(listener, cancel.clone()));
         let rt = pulls.runtime("c").unwrap();
         let start = Instant::now();

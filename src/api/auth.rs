@@ -14,6 +14,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::ApiJson;
+use crate::auth::gate::{Credential, Denied};
 use crate::auth::service::LoginError;
 use crate::auth::{Principal, Role};
 
@@ -68,19 +69,88 @@ pub async fn principal(st: &AppState, headers: &HeaderMap) -> Result<Option<Prin
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     if let Some(key) = bearer {
-        return Ok(st.auth.key_principal(key).await?);
+        return Ok(st.gate.resolve(Credential::Bearer(key)).await?);
     }
     if let Some(session) = cookie(headers, SESSION_COOKIE) {
-        return Ok(st.auth.session_principal(session).await?);
+        return Ok(st.gate.resolve(Credential::Session(session)).await?);
     }
     Ok(None)
+}
+
+/// The `token` query parameter of a stream URL: an embed-link token or an
+/// API key. Other parameters (the embed page's `transport`, LL-HLS's
+/// blocking-reload ones) are the route's own.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenQuery {
+    pub token: Option<String>,
+}
+
+/// The principal of a stream request (the embed page, the WebSocket path,
+/// LL-HLS): an API key (`Authorization: Bearer`), the login session cookie
+/// or `?token=` (an embed link or an API key). 401 without a valid one.
+pub async fn stream_principal(
+    st: &AppState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<Principal, Response> {
+    let found = match token.filter(|t| !t.is_empty()) {
+        Some(t) => st
+            .gate
+            .resolve(Credential::Token(t))
+            .await
+            .map_err(ApiError::from),
+        None => principal(st, headers).await,
+    };
+    match found {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// The camera `id` when `p` may watch it; 404 otherwise, alike for unknown,
+/// disabled and out-of-scope cameras (so IDs do not leak).
+pub fn stream_camera(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<crate::pull::PullConfig, Response> {
+    st.pulls
+        .config(id)
+        .filter(|c| c.enabled && p.may_see(id, &c.district_code))
+        .ok_or_else(|| ApiError::camera_not_found(id).into_response())
+}
+
+/// A view the gate refused: too many streams (429), or no audit (503).
+pub fn view_denied(e: Denied) -> Response {
+    match e {
+        Denied::TooMany { .. } => {
+            let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", e.to_string())
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            r
+        }
+        Denied::Store(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// Middleware: resolves the caller of every `/api/v1` request (but login),
 /// checks the role, and hands the [`Principal`] to the handler.
 pub async fn require(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if !path.starts_with("/api/v1/") || path == "/api/v1/auth/login" {
+    if path == "/api/v1/auth/login" {
+        // Throttled per client address, before the password is checked.
+        let client = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "-".to_string(), |c| c.0.ip().to_string());
+        if let Err(wait) = st.login_limit.check(&client) {
+            return too_many("too_many_logins", "too many login attempts from this address; wait", wait);
+        }
+        return next.run(req).await;
+    }
+    if !path.starts_with("/api/v1/") {
         return next.run(req).await;
     }
     let p = match principal(&st, req.headers()).await {
@@ -88,6 +158,13 @@ pub async fn require(State(st): State<AppState>, mut req: Request, next: Next) -
         Ok(None) => return unauthorized(),
         Err(e) => return e.into_response(),
     };
+    if let Err(wait) = st.api_limit.check(&p.label()) {
+        return too_many(
+            "rate_limited",
+            "too many requests for this key or user; slow down",
+            wait,
+        );
+    }
     let needed = required_role(req.method(), path);
     if !p.role.at_least(needed) {
         return ApiError::new(
@@ -99,6 +176,15 @@ pub async fn require(State(st): State<AppState>, mut req: Request, next: Next) -
     }
     req.extensions_mut().insert(p);
     next.run(req).await
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1).
+fn too_many(code: &'static str, message: &str, wait: std::time::Duration) -> Response {
+    let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message).into_response();
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
 }
 
 #[derive(Deserialize)]

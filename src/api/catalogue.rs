@@ -313,6 +313,7 @@ pub async fn create_checkpoint(
         .await?
         .ok_or_else(|| ApiError::internal("checkpoint vanished after create"))?;
     tracing::info!(checkpoint = %id, "created checkpoint");
+    st.audit_change(&caller.0, "checkpoint.create", &format!("checkpoint:{id}"), None, None, Some(json!(CheckpointView::from(&cp)))).await;
     Ok(created(
         &format!("/api/v1/checkpoints/{id}"),
         CheckpointView::from(&cp),
@@ -342,6 +343,7 @@ pub async fn update_checkpoint(
         .await?
         .ok_or_else(|| ApiError::not_found("checkpoint was deleted meanwhile"))?;
     tracing::info!(checkpoint = %id, "updated checkpoint");
+    st.audit_change(&caller.0, "checkpoint.update", &format!("checkpoint:{id}"), None, Some(json!(CheckpointView::from(&existing))), Some(json!(CheckpointView::from(&cp)))).await;
     Ok(Json(CheckpointView::from(&cp)))
 }
 
@@ -350,9 +352,10 @@ pub async fn delete_checkpoint(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    visible_checkpoint(&st, &caller, &id).await?;
+    let existing = visible_checkpoint(&st, &caller, &id).await?;
     st.store.delete_checkpoint(&id).await?;
     tracing::info!(checkpoint = %id, "deleted checkpoint");
+    st.audit_change(&caller.0, "checkpoint.delete", &format!("checkpoint:{id}"), None, Some(json!(CheckpointView::from(&existing))), None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -468,6 +471,7 @@ pub async fn create_camera(
         .await?
         .ok_or_else(|| ApiError::internal("camera vanished after create"))?;
     tracing::info!(camera = %id, district = %cam.district_code, "created camera");
+    st.audit_change(&caller.0, "camera.create", &format!("camera:{id}"), Some(&id), None, Some(json!(CameraView::from(&cam)))).await;
     st.pulls.upsert(PullConfig::from_camera(&cam));
     Ok(created(
         &format!("/api/v1/cameras/{id}"),
@@ -504,6 +508,7 @@ pub async fn update_camera(
         .await?
         .ok_or_else(|| ApiError::not_found("camera was deleted meanwhile"))?;
     tracing::info!(camera = %id, "updated camera");
+    st.audit_change(&caller.0, "camera.update", &format!("camera:{id}"), Some(&id), Some(json!(CameraView::from(&existing))), Some(json!(CameraView::from(&cam)))).await;
     st.pulls.upsert(PullConfig::from_camera(&cam));
     Ok(Json(camera_out(&st, &cam)))
 }
@@ -513,10 +518,11 @@ pub async fn delete_camera(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    visible_camera(&st, &caller, &id).await?;
+    let existing = visible_camera(&st, &caller, &id).await?;
     st.store.delete_camera(&id).await?;
     st.pulls.remove(&id);
     tracing::info!(camera = %id, "deleted camera");
+    st.audit_change(&caller.0, "camera.delete", &format!("camera:{id}"), Some(&id), Some(json!(CameraView::from(&existing))), None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -526,15 +532,6 @@ pub async fn import_cameras(
     RawQuery(raw): RawQuery,
     req: Request,
 ) -> Result<Response, ApiError> {
-    // Rows are not yet checked against a scope one by one: a scoped caller
-    // cannot import.
-    if caller.0.scope.code().is_some() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "imports need an operator without a district scope",
-        ));
-    }
     let q = QueryPairs::parse(raw.as_deref(), &["dry_run"])?;
     let dry_run = q
         .parse_one::<bool>("dry_run", "true or false")?
@@ -545,6 +542,7 @@ pub async fn import_cameras(
         &body,
         dry_run,
         st.config.catalogue.id_network_flag,
+        caller.0.scope.code(),
         &|_, _, _| {},
     )
     .await?;
@@ -552,6 +550,15 @@ pub async fn import_cameras(
         crate::app::reconcile_from_store(&*st.store, &st.pulls, false)
             .await
             .map_err(ApiError::internal)?;
+        st.audit_change(
+            &caller.0,
+            "camera.import",
+            "cameras",
+            None,
+            None,
+            Some(json!({"rows": report.rows, "created": report.created, "updated": report.updated})),
+        )
+        .await;
     }
     if !report.errors.is_empty() && !dry_run {
         let first = &report.errors[0];

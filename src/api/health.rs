@@ -336,7 +336,7 @@ pub async fn events(
 }
 
 /// An RFC 3339 time, or a day (its start at the configured offset).
-fn parse_since(s: &str, offset: time::UtcOffset) -> Option<i64> {
+pub(super) fn parse_since(s: &str, offset: time::UtcOffset) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
         return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);

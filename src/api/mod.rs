@@ -16,11 +16,13 @@ use axum::routing::get;
 use crate::config::Config;
 use crate::store::Store;
 
+mod access;
 pub mod auth;
 mod catalogue;
 pub mod error;
 pub mod extract;
 mod health;
+pub mod limit;
 pub mod openapi;
 
 pub use error::ApiError;
@@ -37,6 +39,65 @@ pub struct AppState {
     pub hls: Arc<crate::relay::ViewerCounters>,
     /// Users, sessions and keys.
     pub auth: Arc<crate::auth::service::AuthService>,
+    /// Who may watch what; open views.
+    pub gate: Arc<crate::auth::gate::Gate>,
+    /// REST requests per caller.
+    pub api_limit: Arc<limit::RateLimiter>,
+    /// Login attempts per client address.
+    pub login_limit: Arc<limit::RateLimiter>,
+}
+
+impl AppState {
+    /// The state for `config`: the auth service (with `cipher` for RTSP
+    /// Digest hashes, when given), the stream gate and the rate limits.
+    pub async fn build(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        pulls: Arc<crate::pull::PullManager>,
+        ws: Arc<crate::relay::ViewerCounters>,
+        hls: Arc<crate::relay::ViewerCounters>,
+        cipher: Option<Arc<crate::auth::cipher::CredentialCipher>>,
+    ) -> Result<AppState, crate::store::StoreError> {
+        use crate::auth::gate::{Gate, GateOptions};
+        use crate::auth::service::{AuthOptions, AuthService};
+        let sec = &config.security;
+        let mut auth = AuthService::new(
+            store.clone(),
+            AuthOptions {
+                session_ttl: std::time::Duration::from_secs(sec.session_ttl_secs),
+                lockout_after: sec.lockout_after as i64,
+                lockout: std::time::Duration::from_secs(sec.lockout_secs),
+            },
+        );
+        if let Some(c) = cipher {
+            auth = auth.with_cipher(c);
+        }
+        let auth = Arc::new(auth);
+        let gate = Gate::new(
+            auth.clone(),
+            store.clone(),
+            GateOptions {
+                max_streams_per_principal: sec.max_streams_per_principal as usize,
+                max_streams_per_link: sec.max_streams_per_link as usize,
+                audit_retention: std::time::Duration::from_secs(
+                    sec.audit_retention_days as u64 * 86_400,
+                ),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(AppState {
+            api_limit: Arc::new(limit::RateLimiter::new(sec.api_rate_per_sec, sec.api_burst)),
+            login_limit: Arc::new(limit::RateLimiter::new(sec.login_rate_per_sec, 10)),
+            store,
+            config,
+            pulls,
+            ws,
+            hls,
+            auth,
+            gate,
+        })
+    }
 }
 
 /// Builds the HTTP router.
@@ -80,6 +141,19 @@ pub fn router(state: AppState) -> Router {
             "/cameras/{id}/snapshot.jpg",
             get(crate::relay::snapshot::handler),
         )
+        .route("/users", get(access::list_users).post(access::create_user))
+        .route("/users/{username}", axum::routing::patch(access::update_user))
+        .route("/keys", get(access::list_keys).post(access::create_key))
+        .route("/keys/{id}", axum::routing::delete(access::revoke_key))
+        .route(
+            "/embed-links",
+            get(access::list_links).post(access::create_link),
+        )
+        .route(
+            "/embed-links/{id}",
+            axum::routing::delete(access::revoke_link),
+        )
+        .route("/audit", get(access::list_audit))
         .route("/health/summary", get(health::summary))
         .route("/health/events", get(health::events));
     Router::new()
@@ -98,6 +172,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(EmbedPolicy::new(&state.config.security.embed_origins)),
+            embed_policy,
+        ))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
@@ -140,6 +218,70 @@ async fn method_not_allowed(req: Request) -> ApiError {
         "method_not_allowed",
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
+}
+
+/// Who may embed: the `frame-ancestors` of embed pages and the origins
+/// that may fetch streams cross-origin.
+pub struct EmbedPolicy {
+    origins: Vec<String>,
+    frame_ancestors: axum::http::HeaderValue,
+}
+
+impl EmbedPolicy {
+    pub fn new(origins: &[String]) -> Self {
+        let mut fa = String::from("frame-ancestors 'self'");
+        for o in origins {
+            fa.push(' ');
+            fa.push_str(o);
+        }
+        EmbedPolicy {
+            origins: origins.to_vec(),
+            frame_ancestors: axum::http::HeaderValue::from_str(&fa)
+                .unwrap_or_else(|_| axum::http::HeaderValue::from_static("frame-ancestors 'self'")),
+        }
+    }
+}
+
+/// Security headers: embed pages may be framed by the configured origins
+/// only, every other page by none but our own; streams (LL-HLS, the embed
+/// state) answer CORS for the configured origins. No page sends a
+/// `Referer` (stream URLs may carry tokens).
+async fn embed_policy(
+    State(policy): State<Arc<EmbedPolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::http::{HeaderValue, header};
+    let path = req.uri().path().to_string();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| policy.origins.iter().any(|a| a == o))
+        .and_then(|o| HeaderValue::from_str(o).ok());
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if path.starts_with("/embed/") {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            policy.frame_ancestors.clone(),
+        );
+    } else {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'self'"),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    }
+    if path.starts_with("/hls/") || path.starts_with("/embed/") {
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(o) = origin {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        }
+    }
+    resp
 }
 
 /// One line per request: method, path (never the query, which may carry

@@ -11,6 +11,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub mod cipher;
+pub mod digest;
+pub mod gate;
 pub mod password;
 pub mod service;
 pub mod token;

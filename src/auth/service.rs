@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cipher::CredentialCipher;
+use super::digest::{self, DigestAuth};
 use super::{Principal, PrincipalKind, Role, Scope, password, token};
 use crate::catalogue::now_ms;
 use crate::store::access::{ApiKeyRow, UserRow, UserUpdate};
@@ -104,6 +106,9 @@ pub struct NewKey {
 pub struct AuthService {
     store: Arc<dyn Store>,
     opts: AuthOptions,
+    /// Encrypts the RTSP Digest hashes; without it none are kept (Digest
+    /// is then refused, Basic still works).
+    cipher: Option<Arc<CredentialCipher>>,
     /// A real hash to verify against when the user does not exist, so the
     /// time taken does not tell who does.
     decoy: String,
@@ -114,8 +119,22 @@ impl AuthService {
         AuthService {
             store,
             opts,
+            cipher: None,
             decoy: password::hash("decoy password, never valid"),
         }
+    }
+
+    /// Keeps RTSP Digest hashes, encrypted with `cipher`.
+    pub fn with_cipher(mut self, cipher: Arc<CredentialCipher>) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// The encrypted Digest hash of `username` and `secret`, if a cipher is set.
+    fn sealed_ha1(&self, username: &str, secret: &str) -> Option<String> {
+        self.cipher
+            .as_ref()
+            .map(|c| c.encrypt(&digest::ha1(username, secret)))
     }
 
     pub fn options(&self) -> &AuthOptions {
@@ -155,10 +174,25 @@ impl AuthService {
         check_scope(scope)?;
         password::check_new(pw).map_err(|m| invalid("password", m))?;
         let hash = hash_blocking(pw).await;
-        Ok(self
+        let id = self
             .store
             .create_user(username, &hash, role.as_str(), scope, now_ms())
-            .await?)
+            .await?;
+        self.remember_digest(id, username, pw).await?;
+        Ok(id)
+    }
+
+    /// Stores the user's RTSP Digest hash (encrypted), once the password is
+    /// known to be right.
+    async fn remember_digest(&self, id: i64, username: &str, pw: &str) -> Result<(), StoreError> {
+        let Some(ha1) = self.sealed_ha1(username, pw) else {
+            return Ok(());
+        };
+        let update = UserUpdate {
+            digest_ha1: Some(ha1),
+            ..Default::default()
+        };
+        self.store.update_user(id, &update, now_ms()).await
     }
 
     pub async fn user(&self, username: &str) -> Result<UserRow, AccessError> {
@@ -174,6 +208,7 @@ impl AuthService {
         let hash = hash_blocking(pw).await;
         let update = UserUpdate {
             password_hash: Some(hash),
+            digest_ha1: self.sealed_ha1(username, pw),
             ..Default::default()
         };
         Ok(self.store.update_user(user.id, &update, now_ms()).await?)
@@ -216,25 +251,89 @@ impl AuthService {
         }
         let ok = verify_blocking(pw, &user.password_hash).await;
         if !ok || user.disabled {
-            // A lock that has run out starts the count afresh.
-            let before = if user.locked_until_ms.is_some() {
-                0
-            } else {
-                user.failed_logins
-            };
-            let failed = before + 1;
-            let lock = (failed >= self.opts.lockout_after)
-                .then(|| now + self.opts.lockout.as_millis() as i64);
-            self.store.set_login_state(user.id, failed, lock).await?;
-            return Err(match lock {
-                Some(until_ms) => LoginError::Locked { until_ms },
-                None => LoginError::BadCredentials,
-            });
+            return Err(self.failed(&user, now).await);
         }
+        self.succeeded(&user).await?;
+        if user.digest_ha1.is_none() {
+            self.remember_digest(user.id, &user.username, pw).await?;
+        }
+        Ok(user)
+    }
+
+    /// Counts a failed login of `user` towards the lockout: the error to
+    /// answer with.
+    async fn failed(&self, user: &UserRow, now: i64) -> LoginError {
+        // A lock that has run out starts the count afresh.
+        let before = if user.locked_until_ms.is_some() {
+            0
+        } else {
+            user.failed_logins
+        };
+        let failed = before + 1;
+        let lock =
+            (failed >= self.opts.lockout_after).then(|| now + self.opts.lockout.as_millis() as i64);
+        if let Err(e) = self.store.set_login_state(user.id, failed, lock).await {
+            return e.into();
+        }
+        match lock {
+            Some(until_ms) => LoginError::Locked { until_ms },
+            None => LoginError::BadCredentials,
+        }
+    }
+
+    /// Clears the failure count after a successful login.
+    async fn succeeded(&self, user: &UserRow) -> Result<(), StoreError> {
         if user.failed_logins > 0 || user.locked_until_ms.is_some() {
             self.store.set_login_state(user.id, 0, None).await?;
         }
-        Ok(user)
+        Ok(())
+    }
+
+    /// Checks an RTSP Digest response (whose nonce the caller checked) for
+    /// `method`: an API key (by its ID as the username) or a user, whose
+    /// failures count towards the lockout like logins.
+    pub async fn digest_principal(
+        &self,
+        d: &DigestAuth,
+        method: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(None);
+        };
+        let matches = |sealed: &Option<String>| {
+            sealed
+                .as_deref()
+                .and_then(|s| cipher.decrypt(s).ok())
+                .is_some_and(|ha1| {
+                    let want = digest::response(&ha1, &d.nonce, method, &d.uri);
+                    digest::ct_eq(want.as_bytes(), d.response.to_ascii_lowercase().as_bytes())
+                })
+        };
+        if d.realm != digest::REALM {
+            return Ok(None);
+        }
+        if let Some(k) = self.store.key_by_id(&d.username).await? {
+            return Ok(if matches(&k.digest_ha1) {
+                key_principal_of(k)
+            } else {
+                None
+            });
+        }
+        let Some(user) = self.store.user_by_name(&d.username).await? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if user.locked_until_ms.is_some_and(|u| u > now) {
+            return Ok(None);
+        }
+        if user.disabled || !matches(&user.digest_ha1) {
+            return match self.failed(&user, now).await {
+                LoginError::Store(e) => Err(e),
+                _ => Ok(None),
+            };
+        }
+        self.succeeded(&user).await?;
+        Ok(user_principal(&user))
     }
 
     pub async fn logout(&self, session: &str) -> Result<(), StoreError> {
@@ -280,8 +379,10 @@ impl AuthService {
         }
         check_scope(scope)?;
         let secret = token::new_api_key();
+        let id = hex_id();
         let row = ApiKeyRow {
-            id: hex_id(),
+            digest_ha1: self.sealed_ha1(&id, &secret),
+            id,
             name: name.trim().to_string(),
             secret_hash: token::digest(&secret),
             role: role.as_str().to_string(),
@@ -305,22 +406,44 @@ impl AuthService {
         let Some(k) = self.store.key_by_hash(&token::digest(secret)).await? else {
             return Ok(None);
         };
-        let now = now_ms();
-        if k.revoked_at_ms.is_some() || k.expires_at_ms.is_some_and(|e| e <= now) {
-            return Ok(None);
-        }
-        let Ok(role) = k.role.parse::<Role>() else {
-            return Ok(None);
-        };
-        Ok(Some(Principal {
-            kind: PrincipalKind::Key {
-                id: k.id,
-                name: k.name,
-            },
-            role,
-            scope: Scope(k.scope),
-        }))
+        Ok(key_principal_of(k))
     }
+
+    /// Whether the principal's user or key is still valid (for viewers
+    /// already watching: a disabled user or revoked key is cut off).
+    pub async fn still_valid(&self, p: &Principal) -> Result<bool, StoreError> {
+        Ok(match &p.kind {
+            PrincipalKind::User { id, .. } => self
+                .store
+                .user_by_id(*id)
+                .await?
+                .is_some_and(|u| !u.disabled),
+            PrincipalKind::Key { id, .. } => self
+                .store
+                .key_by_id(id)
+                .await?
+                .and_then(key_principal_of)
+                .is_some(),
+            PrincipalKind::Link { .. } => true,
+        })
+    }
+}
+
+/// The principal of a stored key: none once revoked or expired.
+fn key_principal_of(k: ApiKeyRow) -> Option<Principal> {
+    let now = now_ms();
+    if k.revoked_at_ms.is_some() || k.expires_at_ms.is_some_and(|e| e <= now) {
+        return None;
+    }
+    let role = k.role.parse::<Role>().ok()?;
+    Some(Principal {
+        kind: PrincipalKind::Key {
+            id: k.id,
+            name: k.name,
+        },
+        role,
+        scope: Scope(k.scope),
+    })
 }
 
 fn user_principal(u: &UserRow) -> Option<Principal> {

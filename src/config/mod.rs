@@ -255,8 +255,8 @@ impl RelayConfig {
     }
 }
 
-/// Secrets at rest.
-#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
+/// Secrets at rest, logins, abuse limits, embedding and the audit trail.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// The AES-256 key that encrypts camera passwords in the database: 32
@@ -264,6 +264,52 @@ pub struct SecurityConfig {
     /// on first start. Every node of a shared PostgreSQL catalogue needs the
     /// same key.
     pub credential_key: String,
+    /// How long a login session lasts.
+    pub session_ttl_secs: u64,
+    /// Failed logins in a row (API, RTSP) that lock an account.
+    pub lockout_after: u32,
+    /// How long a locked account stays locked.
+    pub lockout_secs: u64,
+    /// REST requests per second per key, user or link (sustained); 0 turns
+    /// the limit off.
+    pub api_rate_per_sec: u32,
+    /// REST requests a caller may send at once above the rate.
+    pub api_burst: u32,
+    /// Login attempts per second per client address (sustained, burst 10).
+    pub login_rate_per_sec: u32,
+    /// Concurrent streams (RTSP, WebSocket, LL-HLS) per user or key.
+    pub max_streams_per_principal: u32,
+    /// Concurrent streams per embed link.
+    pub max_streams_per_link: u32,
+    /// Origins (`https://centre.example`) allowed to frame the embed page
+    /// and to fetch streams cross-origin. Empty: same origin only.
+    pub embed_origins: Vec<String>,
+    /// Audit records older than this are deleted.
+    pub audit_retention_days: u32,
+    /// TLS for the HTTP listener: a PEM certificate chain and its PEM
+    /// private key. Both empty: plain HTTP.
+    pub tls_cert: String,
+    pub tls_key: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            credential_key: String::new(),
+            session_ttl_secs: 12 * 3600,
+            lockout_after: 20,
+            lockout_secs: 15 * 60,
+            api_rate_per_sec: 50,
+            api_burst: 200,
+            login_rate_per_sec: 2,
+            max_streams_per_principal: 64,
+            max_streams_per_link: 8,
+            embed_origins: Vec::new(),
+            audit_retention_days: 180,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -277,6 +323,18 @@ impl std::fmt::Debug for SecurityConfig {
                     "***"
                 },
             )
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("lockout_after", &self.lockout_after)
+            .field("lockout_secs", &self.lockout_secs)
+            .field("api_rate_per_sec", &self.api_rate_per_sec)
+            .field("api_burst", &self.api_burst)
+            .field("login_rate_per_sec", &self.login_rate_per_sec)
+            .field("max_streams_per_principal", &self.max_streams_per_principal)
+            .field("max_streams_per_link", &self.max_streams_per_link)
+            .field("embed_origins", &self.embed_origins)
+            .field("audit_retention_days", &self.audit_retention_days)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -371,6 +429,23 @@ impl Default for CatalogueConfig {
             id_network_flag: 0,
             load_builtin_districts: true,
         }
+    }
+}
+
+/// Whether `o` is a web origin: `http(s)://host[:port]`, nothing after.
+fn valid_origin(o: &str) -> bool {
+    match url::Url::parse(o) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.path() == "/"
+                && !o.ends_with('/')
+        }
+        Err(_) => false,
     }
 }
 
@@ -644,6 +719,54 @@ impl Config {
             if v < 1 {
                 return Err(err(key, "must be at least 1".into()));
             }
+        }
+        let sec = &self.security;
+        for (key, v) in [
+            ("security.session_ttl_secs", sec.session_ttl_secs),
+            ("security.lockout_after", sec.lockout_after as u64),
+            ("security.lockout_secs", sec.lockout_secs),
+            ("security.login_rate_per_sec", sec.login_rate_per_sec as u64),
+            (
+                "security.max_streams_per_principal",
+                sec.max_streams_per_principal as u64,
+            ),
+            (
+                "security.max_streams_per_link",
+                sec.max_streams_per_link as u64,
+            ),
+            (
+                "security.audit_retention_days",
+                sec.audit_retention_days as u64,
+            ),
+        ] {
+            if v < 1 {
+                return Err(err(key, "must be at least 1".into()));
+            }
+        }
+        if sec.api_rate_per_sec > 0 && sec.api_burst < 1 {
+            return Err(err(
+                "security.api_burst",
+                "must be at least 1 while security.api_rate_per_sec is set".into(),
+            ));
+        }
+        for (i, o) in sec.embed_origins.iter().enumerate() {
+            if !valid_origin(o) {
+                return Err(err(
+                    &format!("security.embed_origins[{i}]"),
+                    format!("{o:?} is not an origin like https://centre.example or http://10.1.2.3:8080 (scheme, host and port only)"),
+                ));
+            }
+        }
+        if sec.tls_cert.is_empty() != sec.tls_key.is_empty() {
+            let key = if sec.tls_cert.is_empty() {
+                "security.tls_cert"
+            } else {
+                "security.tls_key"
+            };
+            return Err(err(
+                key,
+                "tls_cert and tls_key go together: set both for TLS, or neither".into(),
+            ));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(err("data_dir", "must not be empty".into()));

@@ -11,6 +11,11 @@
 //! (`_HLS_msn`, `_HLS_part`). A request for a part or segment not yet
 //! finished waits for it. The muxer stops `IDLE_CLOSE` after the last
 //! request, which lets an `on_demand` camera idle out.
+//!
+//! Every request needs a principal that may see the camera (session
+//! cookie, API key, or `?token=`, which the playlist then carries on to
+//! every URI it lists). A client's requests make one audited view, which a
+//! revoked credential ends: its requests, waiting ones too, answer 401.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -24,7 +29,9 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::fmp4::{self, Sample};
+use crate::api::auth::{TokenQuery, stream_camera, stream_principal, view_denied};
 use crate::api::extract::ClientAddr;
+use axum::http::HeaderMap;
 use crate::api::{ApiError, AppState};
 use crate::fanout::Subscriber;
 
@@ -62,6 +69,11 @@ impl Segment {
 /// The media playlist for `segments` (oldest first; the last one may be
 /// incomplete).
 pub fn playlist(segments: &VecDeque<Segment>) -> String {
+    playlist_with(segments, "")
+}
+
+/// [`playlist`] with `query` (`?token=...`, or empty) after every URI.
+pub fn playlist_with(segments: &VecDeque<Segment>, query: &str) -> String {
     let target = segments
         .iter()
         .filter(|s| s.complete)
@@ -75,14 +87,14 @@ pub fn playlist(segments: &VecDeque<Segment>) -> String {
         "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:{target}\n\
          #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}\n\
          #EXT-X-PART-INF:PART-TARGET={PART_TARGET:.3}\n#EXT-X-MEDIA-SEQUENCE:{first}\n\
-         #EXT-X-MAP:URI=\"init.mp4\"\n",
+         #EXT-X-MAP:URI=\"init.mp4{query}\"\n",
         PART_TARGET * 3.0
     );
     for s in segments {
         for (i, part) in s.parts.iter().enumerate() {
             let _ = writeln!(
                 p,
-                "#EXT-X-PART:DURATION={:.3},URI=\"part/{}.{i}.m4s\"{}",
+                "#EXT-X-PART:DURATION={:.3},URI=\"part/{}.{i}.m4s{query}\"{}",
                 part.duration,
                 s.msn,
                 if part.independent {
@@ -93,7 +105,12 @@ pub fn playlist(segments: &VecDeque<Segment>) -> String {
             );
         }
         if s.complete {
-            let _ = write!(p, "#EXTINF:{:.3},\nseg/{}.m4s\n", s.duration(), s.msn);
+            let _ = write!(
+                p,
+                "#EXTINF:{:.3},\nseg/{}.m4s{query}\n",
+                s.duration(),
+                s.msn
+            );
         }
     }
     if let Some(last) = segments.back() {
@@ -104,7 +121,7 @@ pub fn playlist(segments: &VecDeque<Segment>) -> String {
         };
         let _ = writeln!(
             p,
-            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/{msn}.{part}.m4s\""
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/{msn}.{part}.m4s{query}\""
         );
     }
     p
@@ -303,11 +320,13 @@ fn unavailable(what: &str) -> Response {
     .into_response()
 }
 
-/// A media response, counted in the LL-HLS bytes sent.
-fn body(st: &AppState, content_type: &'static str, b: impl Into<Bytes>) -> Response {
+/// A media response, counted in the LL-HLS bytes sent and the view's.
+fn body(st: &AppState, v: &View, content_type: &'static str, b: impl Into<Bytes>) -> Response {
     let b: Bytes = b.into();
     st.hls
         .bytes_out
+        .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    v.bytes
         .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
     (
         [
@@ -319,48 +338,102 @@ fn body(st: &AppState, content_type: &'static str, b: impl Into<Bytes>) -> Respo
         .into_response()
 }
 
-/// The camera's muxer, if the camera exists and is enabled; notes the
-/// client as one of its viewers.
-fn started(st: &AppState, id: &str, client: ClientAddr) -> Option<Arc<Muxer>> {
-    if !st.pulls.config(id).is_some_and(|c| c.enabled) {
-        return None;
-    }
-    let m = muxer(st, id)?;
-    let ip = client.0.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    st.hls.touch(id, ip);
-    Some(m)
+/// A client's audited view: fires when its credential is revoked; counts
+/// the bytes sent.
+struct View {
+    revoked: tokio_util::sync::CancellationToken,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Blocking-reload query.
+/// Checks the request's principal and the camera, and notes the client as
+/// one of its viewers: the camera's muxer and the client's view.
+async fn started(
+    st: &AppState,
+    id: &str,
+    client: ClientAddr,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<(Arc<Muxer>, View), Response> {
+    let p = stream_principal(st, headers, token).await?;
+    stream_camera(st, &p, id)?;
+    let ip = client.0.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let (revoked, bytes) = st
+        .gate
+        .hls_view(&p, id, ip)
+        .await
+        .map_err(view_denied)?;
+    let m = muxer(st, id).ok_or_else(|| not_found(id))?;
+    st.hls.touch(id, ip);
+    Ok((m, View { revoked, bytes }))
+}
+
+/// [`wait_for`], cut short (401) when the view's credential is revoked.
+async fn wait_or_revoked(
+    m: &Muxer,
+    v: &View,
+    ready: impl Fn(&Media) -> bool,
+) -> Result<Option<Arc<Media>>, Response> {
+    tokio::select! {
+        media = wait_for(m, ready) => Ok(media),
+        _ = v.revoked.cancelled() => Err(revoked()),
+    }
+}
+
+fn revoked() -> Response {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the credential of this stream was revoked or has expired",
+    )
+    .into_response()
+}
+
+/// Blocking-reload query, and the token the playlist hands on.
 #[derive(Debug, serde::Deserialize)]
 pub struct Reload {
     #[serde(rename = "_HLS_msn")]
     msn: Option<u64>,
     #[serde(rename = "_HLS_part")]
     part: Option<usize>,
+    token: Option<String>,
 }
 
 /// `GET /hls/{id}/index.m3u8`.
 pub async fn index(
     State(st): State<AppState>,
     client: ClientAddr,
+    headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<Reload>,
 ) -> Response {
-    let Some(m) = started(&st, &id, client) else {
-        return not_found(&id);
+    let token = q.token.as_deref().filter(|t| !t.is_empty());
+    let (m, v) = match started(&st, &id, client, &headers, token).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let media = match q.msn {
         Some(msn) => {
             let part = q.part.unwrap_or(0);
-            wait_for(&m, |md| md.has_part(msn, part)).await
+            wait_or_revoked(&m, &v, |md| md.has_part(msn, part)).await
         }
         // Without a blocking request: once a first segment is complete.
-        None => wait_for(&m, |md| md.segments.iter().any(|s| s.complete)).await,
+        None => wait_or_revoked(&m, &v, |md| md.segments.iter().any(|s| s.complete)).await,
     };
+    let query = token.map_or_else(String::new, |t| {
+        format!(
+            "?token={}",
+            url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+        )
+    });
     match media {
-        Some(md) => body(&st, "application/vnd.apple.mpegurl", playlist(&md.segments)),
-        None => unavailable("the playlist"),
+        Ok(Some(md)) => body(
+            &st,
+            &v,
+            "application/vnd.apple.mpegurl",
+            playlist_with(&md.segments, &query),
+        ),
+        Ok(None) => unavailable("the playlist"),
+        Err(r) => r,
     }
 }
 
@@ -368,14 +441,18 @@ pub async fn index(
 pub async fn init(
     State(st): State<AppState>,
     client: ClientAddr,
+    headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
-    let Some(m) = started(&st, &id, client) else {
-        return not_found(&id);
+    let (m, v) = match started(&st, &id, client, &headers, q.token.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    match wait_for(&m, |md| md.init.is_some()).await {
-        Some(md) => body(&st, "video/mp4", md.init.clone().unwrap_or_default()),
-        None => unavailable("the init segment"),
+    match wait_or_revoked(&m, &v, |md| md.init.is_some()).await {
+        Ok(Some(md)) => body(&st, &v, "video/mp4", md.init.clone().unwrap_or_default()),
+        Ok(None) => unavailable("the init segment"),
+        Err(r) => r,
     }
 }
 
@@ -383,7 +460,9 @@ pub async fn init(
 pub async fn segment(
     State(st): State<AppState>,
     client: ClientAddr,
+    headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
     let Some(msn) = name
         .strip_suffix(".m4s")
@@ -391,20 +470,22 @@ pub async fn segment(
     else {
         return not_found(&id);
     };
-    let Some(m) = started(&st, &id, client) else {
-        return not_found(&id);
+    let (m, v) = match started(&st, &id, client, &headers, q.token.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let ready = |md: &Media| md.segments.iter().any(|s| s.msn == msn && s.complete);
-    match wait_for(&m, ready).await {
-        Some(md) => {
+    match wait_or_revoked(&m, &v, ready).await {
+        Ok(Some(md)) => {
             let s = md.segments.iter().find(|s| s.msn == msn).expect("ready");
             let mut out = Vec::with_capacity(s.parts.iter().map(|p| p.data.len()).sum());
             for p in &s.parts {
                 out.extend_from_slice(&p.data);
             }
-            body(&st, "video/iso.segment", out)
+            body(&st, &v, "video/iso.segment", out)
         }
-        None => not_found(&id),
+        Ok(None) => not_found(&id),
+        Err(r) => r,
     }
 }
 
@@ -412,7 +493,9 @@ pub async fn segment(
 pub async fn part(
     State(st): State<AppState>,
     client: ClientAddr,
+    headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
     let parsed = name.strip_suffix(".m4s").and_then(|n| {
         let (a, b) = n.split_once('.')?;
@@ -421,20 +504,22 @@ pub async fn part(
     let Some((msn, index)) = parsed else {
         return not_found(&id);
     };
-    let Some(m) = started(&st, &id, client) else {
-        return not_found(&id);
+    let (m, v) = match started(&st, &id, client, &headers, q.token.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    match wait_for(&m, |md| md.has_part(msn, index)).await {
-        Some(md) => match md
+    match wait_or_revoked(&m, &v, |md| md.has_part(msn, index)).await {
+        Ok(Some(md)) => match md
             .segments
             .iter()
             .find(|s| s.msn == msn)
             .and_then(|s| s.parts.get(index))
         {
-            Some(p) => body(&st, "video/iso.segment", p.data.clone()),
+            Some(p) => body(&st, &v, "video/iso.segment", p.data.clone()),
             None => not_found(&id),
         },
-        None => not_found(&id),
+        Ok(None) => not_found(&id),
+        Err(r) => r,
     }
 }
 

@@ -7,6 +7,10 @@
 //!   its own binary message: the shared frame buffer, never copied per
 //!   viewer. MSE's parser takes a box split over two appends.
 //!
+//! The request needs a principal (session cookie, API key or `?token=`)
+//! that may see the camera; the view is audited and ends when its
+//! credential is revoked.
+//!
 //! A viewer that falls behind is skipped to the next key frame and dropped
 //! by the fan-out, like every other output; a send that makes no progress
 //! for the write timeout ends the connection.
@@ -14,12 +18,16 @@
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 
 use super::fmp4::{self, Sample};
+use crate::api::auth::{TokenQuery, stream_camera, stream_principal, view_denied};
+use crate::api::extract::ClientAddr;
 use crate::api::{ApiError, AppState};
+use crate::auth::gate::ViewTicket;
 use crate::fanout::Subscriber;
 
 /// How long a new viewer waits for the camera's stream to open.
@@ -33,16 +41,30 @@ const DEFAULT_DURATION: u32 = 3600;
 pub async fn handler(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+    client: ClientAddr,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let p = match stream_principal(&st, &headers, q.token.as_deref()).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = stream_camera(&st, &p, &id) {
+        return r;
+    }
     // `subscribe` answers None for unknown and disabled cameras alike.
     let Some(sub) = st.pulls.subscribe(&id) else {
         return ApiError::camera_not_found(&id).into_response();
     };
+    let ticket = match st.gate.open_view(&p, &id, "ws", client.0).await {
+        Ok(t) => t,
+        Err(e) => return view_denied(e),
+    };
     let counters = st.ws.clone();
     ws.on_upgrade(move |socket| async move {
         let _viewer = counters.join(&id);
-        if let Err(e) = stream(socket, sub, &counters).await {
+        if let Err(e) = stream(socket, sub, &counters, &ticket).await {
             tracing::debug!(camera = %id, error = %e, "live viewer ended");
         }
     })
@@ -62,6 +84,7 @@ async fn stream(
     socket: WebSocket,
     mut sub: Subscriber,
     counters: &crate::relay::ViewerCounters,
+    ticket: &ViewTicket,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let started = std::time::Instant::now();
@@ -117,10 +140,15 @@ async fn stream(
                 send(&mut tx, Message::Binary(head)).await?;
                 send(&mut tx, Message::Binary(f.data.clone())).await?;
                 counters.bytes_out.fetch_add(bytes as u64, Relaxed);
+                ticket.sent(bytes);
                 if sequence == 1 {
                     counters.first_frame.observe(started.elapsed().as_secs_f64());
                 }
                 counters.delivered(&d, started);
+            }
+            _ = ticket.cancel.cancelled() => {
+                let _ = send(&mut tx, Message::Close(None)).await;
+                return Ok(());
             }
             m = rx.next() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
@@ -131,15 +159,29 @@ async fn stream(
 }
 
 /// `GET /embed/{id}`: a minimal page for an iframe that plays the camera
-/// over the WebSocket path. The ID is checked before it goes into the page.
-pub async fn embed(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+/// over the WebSocket path, for a viewer logged in (session cookie) or
+/// holding an embed link (`?token=`). The ID is checked before it goes
+/// into the page.
+pub async fn embed(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
     let valid = !id.is_empty()
         && id.len() <= 64
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid || !st.pulls.config(&id).is_some_and(|c| c.enabled) {
+    if !valid {
         return ApiError::camera_not_found(&id).into_response();
+    }
+    let p = match stream_principal(&st, &headers, q.token.as_deref()).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = stream_camera(&st, &p, &id) {
+        return r;
     }
     let page = include_str!("../web/embed.html").replace("{{CAMERA_ID}}", &id);
     (
@@ -155,9 +197,19 @@ pub async fn embed(State(st): State<AppState>, Path(id): Path<String>) -> Respon
 /// `GET /embed/{id}/state`: the camera's name and live state for the embed
 /// page's label. It answers with the embed page's own access (not the
 /// API's), so a page opened through an embed link can show them.
-pub async fn embed_state(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(cfg) = st.pulls.config(&id).filter(|c| c.enabled) else {
-        return ApiError::camera_not_found(&id).into_response();
+pub async fn embed_state(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match stream_principal(&st, &headers, q.token.as_deref()).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let cfg = match stream_camera(&st, &p, &id) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let state = st
         .pulls

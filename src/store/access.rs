@@ -21,6 +21,8 @@ pub struct UserRow {
     pub locked_until_ms: Option<i64>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// RTSP Digest's MD5(username:realm:password), encrypted.
+    pub digest_ha1: Option<String>,
 }
 
 /// What the API shows of a user.
@@ -64,6 +66,9 @@ pub struct ApiKeyRow {
     pub expires_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
     pub last_used_ms: Option<i64>,
+    /// RTSP Digest's MD5(id:realm:secret), encrypted.
+    #[serde(skip)]
+    pub digest_ha1: Option<String>,
 }
 
 /// A stored embed link (its token is derived, never stored).
@@ -133,6 +138,9 @@ pub struct UserUpdate {
     /// `Some(None)` makes the user unscoped.
     pub scope: Option<Option<String>>,
     pub disabled: Option<bool>,
+    /// A new RTSP Digest hash (encrypted), set with a new password or
+    /// when a password is next used.
+    pub digest_ha1: Option<String>,
 }
 
 /// Access-control persistence.
@@ -179,6 +187,7 @@ pub trait AccessStore: Send + Sync {
 
     async fn create_key(&self, key: &ApiKeyRow) -> Result<(), StoreError>;
     async fn key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+    async fn key_by_id(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError>;
     async fn list_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
     /// Revokes a key; false when there is none (or it was revoked already).
     async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool, StoreError>;
@@ -200,10 +209,12 @@ pub trait AccessStore: Send + Sync {
     /// Stores `value` unless `key` has one already; the stored value.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
-    /// Every stored camera password, as stored (for key checks and rotation).
+    /// Every value encrypted with the credential key, as stored (for key
+    /// checks and rotation): camera passwords by camera ID, and the RTSP
+    /// Digest hashes of users (`user:ID`) and keys (`key:ID`).
     async fn stored_credentials(&self) -> Result<Vec<(String, String)>, StoreError>;
-    /// Replaces stored camera passwords (already encrypted), in one
-    /// transaction.
+    /// Replaces values listed by [`Self::stored_credentials`] (already
+    /// encrypted), in one transaction.
     async fn replace_credentials(&self, rows: &[(String, String)]) -> Result<(), StoreError>;
 }
 
@@ -216,9 +227,9 @@ macro_rules! impl_access_store {
         };
 
         const USER_COLS: &str = "id, username, password_hash, role, scope, disabled, \
-            failed_logins, locked_until_ms, created_at_ms, updated_at_ms";
+            failed_logins, locked_until_ms, created_at_ms, updated_at_ms, digest_ha1";
         const KEY_COLS: &str = "id, name, secret_hash, role, scope, created_by, created_at_ms, \
-            expires_at_ms, revoked_at_ms, last_used_ms";
+            expires_at_ms, revoked_at_ms, last_used_ms, digest_ha1";
         const LINK_COLS: &str = "id, camera_id, district_code, note, created_by, created_at_ms, \
             expires_at_ms, revoked_at_ms";
 
@@ -313,6 +324,7 @@ macro_rules! impl_access_store {
                      disabled = COALESCE($6, disabled), \
                      failed_logins = CASE WHEN $2 IS NULL THEN failed_logins ELSE 0 END, \
                      locked_until_ms = CASE WHEN $2 IS NULL THEN locked_until_ms ELSE NULL END, \
+                     digest_ha1 = CASE WHEN $2 IS NULL THEN COALESCE($8, digest_ha1) ELSE $8 END, \
                      updated_at_ms = $7 WHERE id = $1",
                 )
                 .bind(id)
@@ -322,6 +334,7 @@ macro_rules! impl_access_store {
                 .bind(u.scope.clone().flatten())
                 .bind(u.disabled)
                 .bind(now_ms)
+                .bind(u.digest_ha1.as_deref())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -406,7 +419,8 @@ macro_rules! impl_access_store {
             async fn create_key(&self, k: &ApiKeyRow) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO api_keys (id, name, secret_hash, role, scope, created_by, \
-                     created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     created_at_ms, expires_at_ms, digest_ha1) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&k.id)
                 .bind(&k.name)
@@ -416,6 +430,7 @@ macro_rules! impl_access_store {
                 .bind(&k.created_by)
                 .bind(k.created_at_ms)
                 .bind(k.expires_at_ms)
+                .bind(k.digest_ha1.as_deref())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -431,6 +446,13 @@ macro_rules! impl_access_store {
                 .bind(secret_hash)
                 .fetch_optional(&self.pool)
                 .await?)
+            }
+
+            async fn key_by_id(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+                Ok(sqlx::query_as(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn list_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
@@ -578,11 +600,24 @@ macro_rules! impl_access_store {
             }
 
             async fn stored_credentials(&self) -> Result<Vec<(String, String)>, StoreError> {
-                Ok(sqlx::query_as(
+                let mut rows: Vec<(String, String)> = sqlx::query_as(
                     "SELECT id, password FROM cameras WHERE password IS NOT NULL ORDER BY id",
                 )
                 .fetch_all(&self.pool)
-                .await?)
+                .await?;
+                let users: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT id, digest_ha1 FROM users WHERE digest_ha1 IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.extend(users.into_iter().map(|(id, v)| (format!("user:{id}"), v)));
+                let keys: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, digest_ha1 FROM api_keys WHERE digest_ha1 IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.extend(keys.into_iter().map(|(id, v)| (format!("key:{id}"), v)));
+                Ok(rows)
             }
 
             async fn replace_credentials(
@@ -591,11 +626,17 @@ macro_rules! impl_access_store {
             ) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 for (id, stored) in rows {
-                    sqlx::query("UPDATE cameras SET password = $2 WHERE id = $1")
-                        .bind(id)
-                        .bind(stored)
-                        .execute(&mut *tx)
-                        .await?;
+                    let q = if let Some(user) = id.strip_prefix("user:") {
+                        let user: i64 = user.parse().map_err(|_| {
+                            StoreError::NotFound(format!("no user {user}"))
+                        })?;
+                        sqlx::query("UPDATE users SET digest_ha1 = $2 WHERE id = $1").bind(user)
+                    } else if let Some(key) = id.strip_prefix("key:") {
+                        sqlx::query("UPDATE api_keys SET digest_ha1 = $2 WHERE id = $1").bind(key)
+                    } else {
+                        sqlx::query("UPDATE cameras SET password = $2 WHERE id = $1").bind(id)
+                    };
+                    q.bind(stored).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

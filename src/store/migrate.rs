@@ -21,6 +21,11 @@ pub const SQLITE: &[Migration] = &[
         "access",
         include_str!("migrations/sqlite/0003_access.sql"),
     ),
+    (
+        4,
+        "digest",
+        include_str!("migrations/sqlite/0004_digest.sql"),
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -38,5 +43,10 @@ pub const POSTGRES: &[Migration] = &[
         3,
         "access",
         include_str!("migrations/postgres/0003_access.sql"),
+    ),
+    (
+        4,
+        "digest",
+        include_str!("migrations/postgres/0004_digest.sql"),
     ),
 ];

@@ -115,6 +115,8 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 pub trait Store: access::AccessStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// The key that encrypts stored credentials, if the store has one.
+    fn credential_cipher(&self) -> Option<Arc<crate::auth::cipher::CredentialCipher>>;
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> Result<usize, StoreError>;
     /// A trivial query, for readiness.

@@ -420,6 +420,12 @@ macro_rules! impl_store {
                 $backend
             }
 
+            fn credential_cipher(
+                &self,
+            ) -> Option<std::sync::Arc<crate::auth::cipher::CredentialCipher>> {
+                self.cipher.clone()
+            }
+
             async fn migrate(&self) -> Result<usize, StoreError> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query($lock).execute(&mut *tx).await?;

@@ -225,18 +225,18 @@ impl TestApp {
             tokio_util::sync::CancellationToken::new(),
             events,
         );
-        let auth = Arc::new(camgate::auth::service::AuthService::new(
+        let state = AppState::build(
             store.clone(),
+            config.clone(),
+            pulls.clone(),
             Default::default(),
-        ));
-        let router = api::router(AppState {
-            store: store.clone(),
-            config: config.clone(),
-            pulls: pulls.clone(),
-            ws: Default::default(),
-            hls: Default::default(),
-            auth: auth.clone(),
-        });
+            Default::default(),
+            store.credential_cipher(),
+        )
+        .await
+        .unwrap();
+        let auth = state.auth.clone();
+        let router = api::router(state);
         let admin_key = auth
             .create_key("tests", camgate::auth::Role::Admin, None, None, "tests")
             .await

@@ -7,6 +7,13 @@
 //! pull: payloads are slices of the frames' shared buffers, written with
 //! vectored writes next to per-viewer headers.
 //!
+//! With a gate (the gateway's), every connection authenticates before
+//! DESCRIBE: Digest or Basic (a username and password, or an API key, or
+//! an embed-link token as the password), or `?token=` in the URL. Without
+//! credentials the answer is 401 whether or not the camera exists; a camera
+//! outside the principal's scope answers 404. PLAY opens an audited view,
+//! and a revoked credential ends the connection.
+//!
 //! A viewer that cannot keep up is handled by the fan-out (it skips to the
 //! next key frame, and one that stays behind is dropped, which ends its
 //! connection); a write that makes no progress for `write_timeout` ends it
@@ -27,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 use super::super::{ViewerCounters as RtspCounters, ViewerGuard};
 use super::message::{self, Incoming, Request};
 use super::{rtp, sdp};
+use crate::auth::Principal;
+use crate::auth::digest::{self, Authorization};
+use crate::auth::gate::{Credential, Denied, Gate, ViewTicket};
 use crate::fanout::Subscriber;
 use crate::media::{Codec, StreamInfo};
 use crate::pull::PullManager;
@@ -60,6 +70,11 @@ pub trait Streams: Send + Sync + 'static {
     fn name(&self, id: &str) -> Option<String>;
     /// A subscription to its frames (starting an on-demand pull).
     fn subscribe(&self, id: &str) -> Option<Subscriber>;
+    /// The camera's district code, for scope checks (an unknown camera
+    /// has none).
+    fn district(&self, _id: &str) -> Option<String> {
+        None
+    }
 }
 
 impl Streams for PullManager {
@@ -70,6 +85,10 @@ impl Streams for PullManager {
     fn subscribe(&self, id: &str) -> Option<Subscriber> {
         PullManager::subscribe(self, id)
     }
+
+    fn district(&self, id: &str) -> Option<String> {
+        self.config(id).map(|c| c.district_code)
+    }
 }
 
 /// The server's shared state.
@@ -77,6 +96,9 @@ pub struct RtspServer {
     streams: Arc<dyn Streams>,
     opts: RtspOptions,
     pub counters: Arc<RtspCounters>,
+    /// Authentication, scopes, caps and audit; `None` serves anyone (the
+    /// demo's simulated cameras, which stand in for real ones).
+    gate: Option<Arc<Gate>>,
 }
 
 /// Socket send buffer per viewer connection.
@@ -89,11 +111,13 @@ impl RtspServer {
         streams: Arc<dyn Streams>,
         opts: RtspOptions,
         counters: Arc<RtspCounters>,
+        gate: Option<Arc<Gate>>,
     ) -> Arc<RtspServer> {
         Arc::new(RtspServer {
             streams,
             opts,
             counters,
+            gate,
         })
     }
 
@@ -144,7 +168,14 @@ impl RtspServer {
         let timeout = self.opts.session_timeout;
         let expiry = tokio::time::sleep(timeout);
         tokio::pin!(expiry);
+        // Fires when the view's credential is revoked.
+        let mut revoked = None;
         loop {
+            if revoked.is_none()
+                && let Some(t) = &conn.ticket
+            {
+                revoked = Some(Box::pin(t.cancel.clone().cancelled_owned()));
+            }
             if conn.playing && guard.is_none() {
                 guard = Some(self.counters.join(&conn.camera.clone().unwrap_or_default()));
                 since = Instant::now();
@@ -179,6 +210,10 @@ impl RtspServer {
             if conn.playing {
                 let sub = conn.sub.as_mut().expect("playing has a subscriber");
                 tokio::select! {
+                    _ = async { if let Some(r) = revoked.as_mut() { r.await } }, if revoked.is_some() => {
+                        tracing::info!(%peer, "RTSP viewer's credential revoked: disconnected");
+                        return Ok(());
+                    }
                     _ = &mut expiry, if timed => {
                         // Over UDP the client's RTCP reports count as
                         // signs of life too; they wait in our sockets.
@@ -221,6 +256,9 @@ impl RtspServer {
                                 ];
                                 let n = send_udp(sock, *to, &parts).await?;
                                 self.counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                                if let Some(t) = &conn.ticket {
+                                    t.sent(n);
+                                }
                             }
                         } else {
                             let mut slices = Vec::with_capacity(pieces.len() * 3);
@@ -231,7 +269,11 @@ impl RtspServer {
                                 }
                                 slices.push(IoSlice::new(&p.payload));
                             }
+                            let n: usize = slices.iter().map(|s| s.len()).sum();
                             self.write_vectored_all(&mut wr, &mut slices).await?;
+                            if let Some(t) = &conn.ticket {
+                                t.sent(n);
+                            }
                         }
                         if let Some(t) = play_started.take() {
                             self.counters.first_frame.observe(t.elapsed().as_secs_f64());
@@ -303,9 +345,15 @@ impl RtspServer {
                 false,
             ),
             "DESCRIBE" => {
+                if let Err(resp) = self.authorize(conn, req, peer).await {
+                    return (resp, false);
+                }
                 let Some((id, None)) = message::camera_path(&req.uri) else {
                     return (simple(404, "Not Found"), false);
                 };
+                if !self.may_see(conn, &id) {
+                    return (simple(404, "Not Found"), false);
+                }
                 let info = match self.open(conn, &id).await {
                     Ok(info) => info,
                     Err((status, reason)) => return (simple(status, reason), false),
@@ -332,9 +380,15 @@ impl RtspServer {
                 )
             }
             "SETUP" => {
+                if let Err(resp) = self.authorize(conn, req, peer).await {
+                    return (resp, false);
+                }
                 let Some((id, track)) = message::camera_path(&req.uri) else {
                     return (simple(404, "Not Found"), false);
                 };
+                if !self.may_see(conn, &id) {
+                    return (simple(404, "Not Found"), false);
+                }
                 if conn.playing {
                     return (simple(455, "Method Not Valid in This State"), false);
                 }
@@ -446,6 +500,21 @@ impl RtspServer {
                     ("RTP-Info", rtp_info.join(",")),
                 ];
                 if !conn.playing {
+                    if let (Some(gate), Some(p), Some(camera)) =
+                        (&self.gate, &conn.principal, &conn.camera)
+                    {
+                        match gate.open_view(p, camera, "rtsp", Some(peer.ip())).await {
+                            Ok(t) => conn.ticket = Some(t),
+                            Err(Denied::TooMany { who, limit }) => {
+                                tracing::info!(%peer, principal = %who, limit, "RTSP stream refused: too many open");
+                                return (simple(453, "Not Enough Bandwidth"), false);
+                            }
+                            Err(Denied::Store(e)) => {
+                                tracing::warn!(error = %e, "could not audit an RTSP view; refused");
+                                return (simple(503, "Service Unavailable"), false);
+                            }
+                        }
+                    }
                     conn.playing = true;
                     tracing::debug!(%peer, camera = conn.camera.as_deref().unwrap_or(""), "RTSP play");
                 }
@@ -460,6 +529,82 @@ impl RtspServer {
             }
             "PAUSE" | "RECORD" | "ANNOUNCE" => (simple(405, "Method Not Allowed"), false),
             _ => (simple(501, "Not Implemented"), false),
+        }
+    }
+
+    /// With a gate: finds the connection's principal (once) from the
+    /// request's `Authorization` header or `?token=`; the error is the 401
+    /// challenge to answer with.
+    async fn authorize(
+        &self,
+        conn: &mut Conn,
+        req: &Request,
+        peer: SocketAddr,
+    ) -> Result<(), Vec<u8>> {
+        let Some(gate) = &self.gate else {
+            return Ok(());
+        };
+        if conn.principal.is_some() {
+            return Ok(());
+        }
+        let header = req.header("authorization").and_then(digest::parse);
+        let token = url_token(&req.uri);
+        let cred = match (&header, &token) {
+            (Some(Authorization::Basic { user, pass }), _) => {
+                Some(Credential::Basic { user, pass })
+            }
+            (Some(Authorization::Digest(d)), _) => Some(Credential::Digest {
+                auth: d,
+                method: &req.method,
+            }),
+            (None, Some(t)) => Some(Credential::Token(t)),
+            (None, None) => None,
+        };
+        let found = match cred {
+            Some(c) => gate.resolve(c).await,
+            None => Ok(None),
+        };
+        match found {
+            Ok(Some(p)) => {
+                conn.principal = Some(p);
+                Ok(())
+            }
+            Ok(None) => {
+                if header.is_some() || token.is_some() {
+                    tracing::info!(%peer, "RTSP credentials refused");
+                }
+                let [d, b] = gate.challenge();
+                let headers = [("WWW-Authenticate", d), ("WWW-Authenticate", b)];
+                Err(message::response(
+                    401,
+                    "Unauthorized",
+                    req.cseq(),
+                    &headers,
+                    &[],
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "RTSP authentication failed on the database");
+                Err(message::response(
+                    503,
+                    "Service Unavailable",
+                    req.cseq(),
+                    &[],
+                    &[],
+                ))
+            }
+        }
+    }
+
+    /// Whether the connection's principal may see camera `id` (always,
+    /// without a gate).
+    fn may_see(&self, conn: &Conn, id: &str) -> bool {
+        if self.gate.is_none() {
+            return true;
+        }
+        match (&conn.principal, self.streams.district(id)) {
+            (Some(p), Some(d)) => p.may_see(id, &d),
+            _ => false,
         }
     }
 
@@ -550,9 +695,23 @@ async fn read_more<R: tokio::io::AsyncRead + Unpin>(
     rd.read_buf(buf).await
 }
 
+/// The `token` query parameter of an RTSP URL, if any.
+fn url_token(uri: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or("");
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// A connection's state.
 #[derive(Default)]
 struct Conn {
+    /// Who authenticated on this connection (with a gate).
+    principal: Option<Principal>,
+    /// The audited view, once playing.
+    ticket: Option<ViewTicket>,
     camera: Option<String>,
     sub: Option<Subscriber>,
     session: Option<String>,
