@@ -251,8 +251,7 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
         .unwrap()
         .secret;
     let bearer = axum::http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
-    let router = api::router(state)
-    .layer(axum::middleware::map_request(
+    let router = api::router(state).layer(axum::middleware::map_request(
         move |mut req: axum::extract::Request| {
             let bearer = bearer.clone();
             async move {

@@ -145,10 +145,7 @@ pub async fn import_csv(
                         &crate::catalogue::FieldError::new(
                             "district",
                             "out_of_scope",
-                            format!(
-                                "district {} is outside your scope ({sc})",
-                                w.district_code
-                            ),
+                            format!("district {} is outside your scope ({sc})", w.district_code),
                         ),
                     );
                     e.code = "out_of_scope".into();

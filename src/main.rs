@@ -525,8 +525,12 @@ impl DemoFleet {
             .map_err(|e| anyhow::anyhow!("the demo clip: {e}"))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        let server =
-            camgate::relay::rtsp::RtspServer::new(fleet, Default::default(), Default::default(), None);
+        let server = camgate::relay::rtsp::RtspServer::new(
+            fleet,
+            Default::default(),
+            Default::default(),
+            None,
+        );
         tokio::spawn(server.serve(listener, stop.clone()));
         Ok(DemoFleet {
             #[cfg(feature = "gstreamer")]

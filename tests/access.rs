@@ -142,20 +142,67 @@ async fn a_scoped_key_sees_its_county_only(app: TestApp) {
     )
     .await;
     assert_eq!(s, 404, "{body}");
-    let (s, _, body) = send(
-        &app,
-        "POST",
-        "/api/v1/cameras/import",
-        &[("authorization", &bearer), ("content-type", "text/csv")],
-        None,
+    // A scoped import checks every row: one in another county is reported
+    // with its line and column, and nothing is imported.
+    let import = |csv: &'static str| {
+        let bearer = bearer.clone();
+        let app = &app;
+        async move {
+            use http_body_util::BodyExt as _;
+            use tower::ServiceExt as _;
+            let req = axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/cameras/import")
+                .header("authorization", &bearer)
+                .header("content-type", "text/csv")
+                .body(axum::body::Body::from(csv))
+                .unwrap();
+            let resp = app.router.clone().oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let (s, v) = import(
+        "name,district,point_type,ownership,rtsp_url\n\
+         凉州区新点,620602,1,public,rtsp://10.0.0.2/s\n\
+         城关区新点,620102,1,public,rtsp://10.0.0.3/s\n",
     )
     .await;
-    assert_eq!(s, 403, "{body}");
+    assert_eq!(s, 422, "{v}");
+    let errors = v["error"]["report"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert_eq!(
+        (
+            errors[0]["line"].as_u64(),
+            errors[0]["column"].as_str(),
+            errors[0]["code"].as_str()
+        ),
+        (Some(3), Some("district"), Some("out_of_scope")),
+        "{v}"
+    );
+    // Nor may a row overwrite a camera of another county by its ID.
+    let other_id = ids["城关区南关"].clone();
+    let csv: &'static str = Box::leak(
+        format!("id,name,district,point_type,ownership,rtsp_url\n{other_id},改名,620602,1,public,rtsp://10.0.0.4/s\n")
+            .into_boxed_str(),
+    );
+    let (s, v) = import(csv).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["report"]["errors"][0]["column"], "id", "{v}");
+    let (s, v) = import(
+        "name,district,point_type,ownership,rtsp_url\n凉州区新点,620602,1,public,rtsp://10.0.0.2/s\n",
+    )
+    .await;
+    assert_eq!((s, v["created"].as_u64()), (200, Some(1)), "{v}");
     // The admin still sees everything.
     let (s, v) = app.get("/api/v1/cameras").await;
     assert_eq!(
         (s, v["items"].as_array().unwrap().len()),
-        (StatusCode::OK, 3)
+        (StatusCode::OK, 4)
     );
 }
 
@@ -639,19 +686,28 @@ async fn keys_links_and_settings(app: TestApp) {
     assert!(!s.revoke_link("l1", 3_001).await.unwrap());
     assert_eq!(s.list_links().await.unwrap()[0].revoked_at_ms, Some(3_000));
 
-    assert_eq!(s.setting("link_secret").await.unwrap(), None);
-    assert_eq!(s.setting_or_insert("link_secret", "a").await.unwrap(), "a");
+    assert_eq!(s.setting("test_setting").await.unwrap(), None);
+    assert_eq!(s.setting_or_insert("test_setting", "a").await.unwrap(), "a");
     assert_eq!(
-        s.setting_or_insert("link_secret", "b").await.unwrap(),
+        s.setting_or_insert("test_setting", "b").await.unwrap(),
         "a",
         "first wins"
     );
     assert_eq!(
-        s.setting("link_secret").await.unwrap().as_deref(),
+        s.setting("test_setting").await.unwrap().as_deref(),
         Some("a")
     );
 
-    assert!(s.stored_credentials().await.unwrap().is_empty());
+    // No camera passwords; the only encrypted values are the RTSP Digest
+    // hashes of the keys the service created (the test's admin key).
+    let stored = s.stored_credentials().await.unwrap();
+    assert!(!stored.is_empty());
+    assert!(
+        stored
+            .iter()
+            .all(|(id, v)| id.starts_with("key:") && v.starts_with("enc:v1:")),
+        "{stored:?}"
+    );
 }
 
 async fn audit_trail_pages_and_purges(app: TestApp) {

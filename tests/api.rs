@@ -446,6 +446,45 @@ async fn camera_crud(app: TestApp) {
     // Deleting the camera deleted its tags: a new camera reusing the serial has none.
     let (_, v) = app.get("/api/v1/cameras?tag=zone:%E8%A5%BF").await;
     assert_eq!(v["items"].as_array().unwrap().len(), 0);
+    // The audit trail recorded every change of this camera, before and
+    // after, without its passwords; webhook payloads carry none either.
+    let trail = app
+        .store
+        .list_audit(&camgate::store::access::AuditFilter {
+            camera: Some(id.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(trail.len() >= 3, "create, updates, delete: {trail:?}");
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.action == "camera.delete" && r.before_json.is_some())
+    );
+    for r in &trail {
+        let text = format!("{r:?}");
+        assert!(
+            !text.contains(SECRET_MARK),
+            "a password in the audit trail: {text}"
+        );
+    }
+    let hook = camgate::health::webhook::payload(
+        &camgate::health::Transition {
+            camera_id: id.clone(),
+            at_ms: 0,
+            from: camgate::health::State::Connecting,
+            to: camgate::health::State::Online,
+            reason: None,
+        },
+        &camgate::health::webhook::CameraInfo {
+            name: "凉州区东大街路口".into(),
+            district: "620602001".into(),
+            checkpoint: None,
+        },
+    );
+    assert!(!String::from_utf8_lossy(&hook).contains(SECRET_MARK));
 }
 
 async fn camera_id_validation(app: TestApp) {

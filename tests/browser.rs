@@ -59,11 +59,27 @@ fn the_embed_page_plays_in_chromium_over_websocket_and_over_ll_hls() {
         "auto"
     });
     let (addr, id) = (&demo.http, &demo.camera);
+    // The page is opened as a centre's page would embed it: through a
+    // signed embed link for this camera.
+    let (status, body) = support::http_as(
+        addr,
+        "POST",
+        "/api/v1/embed-links",
+        Some(&demo.key),
+        &format!(r#"{{"camera_id": "{id}", "ttl_secs": 600}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let link: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let embed = link["urls"]["embed"].as_str().unwrap().to_string();
+    assert!(
+        embed.starts_with(&format!("http://{addr}/embed/{id}?token=cgl1.")),
+        "{embed}"
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/embed.mjs");
     for mode in ["ws", "hls"] {
         let out = Command::new("node")
             .arg(&script)
-            .arg(format!("http://{addr}/embed/{id}"))
+            .arg(&embed)
             .arg(mode)
             .output()
             .unwrap();

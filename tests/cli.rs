@@ -222,7 +222,9 @@ fn demo(fleet: &str) {
                 "-of",
                 "csv=p=0",
             ])
-            .arg(format!("rtsp://{rtsp}/cam/{id}"))
+            // The printed login, which ffprobe answers the Digest
+            // challenge with.
+            .arg(format!("rtsp://admin:{login}@{rtsp}/cam/{id}"))
             .output()
         {
             Ok(out) => assert_eq!(

@@ -30,15 +30,12 @@ macro_rules! both_backends_gateway {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let gw = super::Gateway::start(super::Backend::Sqlite)
-                    .await
-                    .unwrap();
+                let gw = super::Gateway::start(super::Backend::Sqlite).await.unwrap();
                 super::$name(gw).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(gw) = super::Gateway::start(super::Backend::Postgres).await
-                else {
+                let Some(gw) = super::Gateway::start(super::Backend::Postgres).await else {
                     return;
                 };
                 super::$name(gw).await;
@@ -83,8 +80,12 @@ impl Gateway {
         let fleet = camgate::relay::clip::ClipFleet::demo(4, stop.clone()).unwrap();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let fleet_port = l.local_addr().unwrap().port();
-        let cams_server =
-            camgate::relay::rtsp::RtspServer::new(fleet, Default::default(), Default::default(), None);
+        let cams_server = camgate::relay::rtsp::RtspServer::new(
+            fleet,
+            Default::default(),
+            Default::default(),
+            None,
+        );
         tokio::spawn(cams_server.serve(l, stop.clone()));
 
         let dir = tempfile::tempdir().unwrap();
@@ -145,7 +146,12 @@ impl Gateway {
             let cam = json!({"name": format!("camera {name}"), "district": district,
                 "point_type": 1, "ownership": "public", "pull_mode": "always",
                 "rtsp_url": format!("rtsp://127.0.0.1:{fleet_port}/cam/{i}")});
-            let (s, v) = gw.call("POST", "/api/v1/cameras", Some(&gw.admin.clone()), Some(cam));
+            let (s, v) = gw.call(
+                "POST",
+                "/api/v1/cameras",
+                Some(&gw.admin.clone()),
+                Some(cam),
+            );
             assert_eq!(s, 201, "{v}");
             gw.cams.insert(name, v["id"].as_str().unwrap().to_string());
         }
@@ -159,7 +165,10 @@ impl Gateway {
             if online == 4 {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "cameras online: {v}");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "cameras online: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Some(gw)
@@ -355,42 +364,52 @@ async fn every_principal_on_every_route_and_protocol(gw: Gateway) {
         (
             "admin key",
             Cred::Key(gw.admin.clone()),
-            [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 101, 200, 200, 200, 200],
+            [
+                200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 101, 200, 200, 200, 200,
+            ],
         ),
         (
             "operator key",
             Cred::Key(k(Role::Operator, None).await),
-            [200, 200, 200, 200, 200, 403, 403, 200, 200, 200, 200, 101, 200, 200, 200, 200],
+            [
+                200, 200, 200, 200, 200, 403, 403, 200, 200, 200, 200, 101, 200, 200, 200, 200,
+            ],
         ),
         (
             "viewer key",
             Cred::Key(k(Role::Viewer, None).await),
-            [200, 200, 200, 200, 403, 403, 403, 200, 200, 200, 200, 101, 200, 200, 200, 200],
+            [
+                200, 200, 200, 200, 403, 403, 403, 200, 200, 200, 200, 101, 200, 200, 200, 200,
+            ],
         ),
         (
             "province viewer (62)",
             Cred::Key(k(Role::Viewer, Some("62")).await),
-            [200, 200, 200, 404, 403, 403, 403, 200, 200, 200, 404, 101, 200, 404, 200, 404],
+            [
+                200, 200, 200, 404, 403, 403, 403, 200, 200, 200, 404, 101, 200, 404, 200, 404,
+            ],
         ),
         (
             "county operator (620602)",
             Cred::Key(k(Role::Operator, Some("620602")).await),
-            [200, 200, 404, 404, 200, 403, 403, 200, 200, 404, 404, 101, 200, 404, 200, 404],
+            [
+                200, 200, 404, 404, 200, 403, 403, 200, 200, 404, 404, 101, 200, 404, 200, 404,
+            ],
         ),
         (
             "township viewer (620602001)",
             Cred::Key(k(Role::Viewer, Some("620602001")).await),
-            [200, 404, 404, 404, 403, 403, 403, 200, 404, 404, 404, 101, 200, 404, 200, 404],
+            [
+                200, 404, 404, 404, 403, 403, 403, 200, 404, 404, 404, 101, 200, 404, 200, 404,
+            ],
         ),
-        (
-            "no credentials",
-            Cred::None,
-            [401; 16],
-        ),
+        ("no credentials", Cred::None, [401; 16]),
         (
             "embed link for A",
             Cred::Link(valid.clone()),
-            [401, 401, 401, 401, 401, 401, 401, 200, 404, 404, 404, 101, 200, 404, 200, 404],
+            [
+                401, 401, 401, 401, 401, 401, 401, 200, 404, 404, 404, 101, 200, 404, 200, 404,
+            ],
         ),
         ("expired link", Cred::Link(expired), [401; 16]),
         ("tampered link", Cred::Link(tampered), [401; 16]),
@@ -422,7 +441,8 @@ async fn statuses(gw: &Gateway, cred: &Cred) -> [u16; 16] {
         Cred::Link(t) => (None, Some(t.as_str())),
     };
     // REST takes keys and sessions only: a link token is no credential there.
-    let rest = |method: &str, path: String, body: Option<Value>| gw.call(method, &path, key, body).0;
+    let rest =
+        |method: &str, path: String, body: Option<Value>| gw.call(method, &path, key, body).0;
     let q = token.map_or(String::new(), |t| format!("?token={t}"));
     let stream = |path: String| http(gw.http, "GET", &format!("{path}{q}"), key, None).0;
     let rtsp = |id: &str| match cred {
@@ -436,7 +456,11 @@ async fn statuses(gw: &Gateway, cred: &Cred) -> [u16; 16] {
         rest("GET", format!("/api/v1/cameras/{b}"), None),
         rest("GET", format!("/api/v1/cameras/{c}"), None),
         rest("GET", format!("/api/v1/cameras/{d}"), None),
-        rest("PATCH", format!("/api/v1/cameras/{a}"), Some(json!({"address": "东大街 1 号"}))),
+        rest(
+            "PATCH",
+            format!("/api/v1/cameras/{a}"),
+            Some(json!({"address": "东大街 1 号"})),
+        ),
         rest("GET", "/api/v1/users".into(), None),
         rest("GET", "/api/v1/audit".into(), None),
         stream(format!("/embed/{a}")),
@@ -470,8 +494,20 @@ fn have_ffmpeg() -> bool {
 
 fn ffprobe(url: &str) -> (bool, String, String) {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-select_streams",
+            "v:0",
+        ])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(url)
         .output()
         .unwrap();
@@ -529,7 +565,11 @@ async fn ffmpeg_through_rtsp_with_keys_links_and_bad_credentials(gw: Gateway) {
         .output()
         .unwrap();
     let ended = now_ms();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let size = std::fs::metadata(&file).unwrap().len() as i64;
     assert!(size > 100_000, "{size}");
     let principal = format!("key:{key_id}");
@@ -555,7 +595,10 @@ async fn ffmpeg_through_rtsp_with_keys_links_and_bad_credentials(gw: Gateway) {
             if !newest["ended_at"].is_null() {
                 break newest;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "the view ended: {v}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the view ended: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
@@ -604,7 +647,10 @@ async fn ffmpeg_through_rtsp_with_keys_links_and_bad_credentials(gw: Gateway) {
         if open {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "ffmpeg plays: {v}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ffmpeg plays: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -664,7 +710,10 @@ async fn changes_are_audited_with_before_and_after(gw: Gateway) {
     assert_eq!(edit["after"]["name"], "东大街路口 北", "{edit}");
     assert_eq!(edit["after"]["has_password"], true, "{edit}");
     assert!(edit["principal"].as_str().unwrap().starts_with("key:"));
-    assert!(!v.to_string().contains(common::SECRET_MARK), "no password in the trail");
+    assert!(
+        !v.to_string().contains(common::SECRET_MARK),
+        "no password in the trail"
+    );
     // Keys, links and users too, without their secrets.
     let (s, created) = gw.call(
         "POST",
@@ -691,7 +740,13 @@ async fn changes_are_audited_with_before_and_after(gw: Gateway) {
         .iter()
         .filter_map(|r| r["action"].as_str())
         .collect();
-    for a in ["key.create", "user.create", "embed_link.create", "camera.update", "camera.create"] {
+    for a in [
+        "key.create",
+        "user.create",
+        "embed_link.create",
+        "camera.update",
+        "camera.create",
+    ] {
         assert!(actions.contains(&a), "{a}: {actions:?}");
     }
     let all = v.to_string();
@@ -709,7 +764,12 @@ async fn changes_are_audited_with_before_and_after(gw: Gateway) {
     );
     let id = |v: &Value, i: usize| v["items"][i]["id"].as_i64().unwrap();
     assert!(id(&p1, 0) > id(&p1, 1) && id(&p1, 1) > id(&p2, 0));
-    let (s, v) = gw.call("GET", "/api/v1/audit?since=yesterday", Some(&gw.admin), None);
+    let (s, v) = gw.call(
+        "GET",
+        "/api/v1/audit?since=yesterday",
+        Some(&gw.admin),
+        None,
+    );
     assert_eq!((s, v["error"]["field"].as_str()), (400, Some("since")));
     common::assert_logs_clean();
 }
@@ -722,12 +782,10 @@ async fn stream_caps_rate_limits_and_embed_headers(gw: Gateway) {
     let a = gw.cam("A").to_string();
     let mut open = Vec::new();
     for _ in 0..8 {
-        let (ws, _) = tokio_tungstenite::connect_async(format!(
-            "ws://{}/live/{a}?token={token}",
-            gw.http
-        ))
-        .await
-        .unwrap();
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/live/{a}?token={token}", gw.http))
+                .await
+                .unwrap();
         open.push(ws);
     }
     assert_eq!(ws_status(gw.http, &a, Some(&token)).await, 429);
@@ -749,7 +807,10 @@ async fn stream_caps_rate_limits_and_embed_headers(gw: Gateway) {
     let mut head = String::new();
     let _ = s.read_to_string(&mut head);
     let head = head.to_ascii_lowercase();
-    assert!(head.contains("content-security-policy: frame-ancestors 'self'"), "{head}");
+    assert!(
+        head.contains("content-security-policy: frame-ancestors 'self'"),
+        "{head}"
+    );
     assert!(head.contains("referrer-policy: no-referrer"), "{head}");
     // A key sending more than its burst gets 429 with Retry-After.
     let key = gw.key(Role::Viewer, None).await;
@@ -770,7 +831,9 @@ async fn stream_caps_rate_limits_and_embed_headers(gw: Gateway) {
     }
     let (i, resp) = limited.expect("the rate limit answers 429");
     assert!(i >= 200, "the burst (200) first: {i}");
-    assert!(resp.to_ascii_lowercase().contains("retry-after: 1"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("retry-after: 1"),
+        "{resp}"
+    );
     assert!(resp.contains("\"rate_limited\""), "{resp}");
 }
-

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::auth::Caller;
 use super::catalogue::{decode_cursor, encode_cursor, limit};
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryPairs};
-use super::AppState;
 use crate::auth::service::{AccessError, check_scope, hex_id};
 use crate::auth::token::LinkClaims;
 use crate::auth::{Principal, Role};
@@ -96,7 +96,9 @@ pub async fn list_users(
         .list_users()
         .await?
         .iter()
-        .filter(|u| u.scope.as_deref().is_some_and(|s| caller.sees(s)) || caller.0.scope.code().is_none())
+        .filter(|u| {
+            u.scope.as_deref().is_some_and(|s| caller.sees(s)) || caller.0.scope.code().is_none()
+        })
         .map(|u| u.public())
         .collect();
     Ok(Json(json!({ "items": users })))
@@ -111,12 +113,21 @@ pub async fn create_user(
 ) -> Result<Response, ApiError> {
     grantable(&caller, n.scope.as_deref())?;
     let generated = n.password.is_none().then(|| crate::auth::token::random(15));
-    let pw = n.password.as_deref().or(generated.as_deref()).unwrap_or_default();
+    let pw = n
+        .password
+        .as_deref()
+        .or(generated.as_deref())
+        .unwrap_or_default();
     st.auth
         .create_user(&n.username, pw, n.role, n.scope.as_deref())
         .await
         .map_err(access_error)?;
-    let user = st.auth.user(&n.username).await.map_err(access_error)?.public();
+    let user = st
+        .auth
+        .user(&n.username)
+        .await
+        .map_err(access_error)?
+        .public();
     st.audit_change(
         &caller.0,
         "user.create",
@@ -168,7 +179,10 @@ pub async fn update_user(
         grantable(&caller, scope.as_deref())?;
     }
     if let Some(pw) = &patch.password {
-        st.auth.set_password(&username, pw).await.map_err(access_error)?;
+        st.auth
+            .set_password(&username, pw)
+            .await
+            .map_err(access_error)?;
     }
     let update = UserUpdate {
         role: patch.role.map(|r| r.as_str().to_string()),
@@ -180,7 +194,12 @@ pub async fn update_user(
     if patch.disabled == Some(true) {
         st.gate.user_disabled(before.id);
     }
-    let after = st.auth.user(&username).await.map_err(access_error)?.public();
+    let after = st
+        .auth
+        .user(&username)
+        .await
+        .map_err(access_error)?
+        .public();
     let mut after_audit = json!(after);
     if patch.password.is_some() {
         after_audit["password"] = json!("changed");
@@ -247,7 +266,13 @@ pub async fn create_key(
     };
     let k = st
         .auth
-        .create_key(&n.name, n.role, n.scope.as_deref(), expires, &caller.0.label())
+        .create_key(
+            &n.name,
+            n.role,
+            n.scope.as_deref(),
+            expires,
+            &caller.0.label(),
+        )
         .await
         .map_err(access_error)?;
     st.audit_change(
@@ -355,8 +380,7 @@ fn origin_of(st: &AppState, headers: &HeaderMap) -> (String, String) {
         .and_then(|v| v.to_str().ok())
         .filter(|h| {
             !h.is_empty()
-                && h
-                    .bytes()
+                && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
         .unwrap_or("127.0.0.1")
@@ -572,12 +596,13 @@ pub async fn list_audit(
             },
         )?),
     };
-    let before_id = match q.one("cursor")? {
-        None => None,
-        Some(c) => Some(decode_cursor(c)?.parse::<i64>().map_err(|_| {
-            ApiError::bad_query("cursor", "cursor is not one this API returned")
-        })?),
-    };
+    let before_id =
+        match q.one("cursor")? {
+            None => None,
+            Some(c) => Some(decode_cursor(c)?.parse::<i64>().map_err(|_| {
+                ApiError::bad_query("cursor", "cursor is not one this API returned")
+            })?),
+        };
     let mut rows = st
         .store
         .list_audit(&AuditFilter {
@@ -617,5 +642,7 @@ pub async fn list_audit(
             })
         })
         .collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next.flatten() })))
+    Ok(Json(
+        json!({ "items": items, "next_cursor": next.flatten() }),
+    ))
 }

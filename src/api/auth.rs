@@ -114,19 +114,23 @@ pub fn stream_camera(
     st: &AppState,
     p: &Principal,
     id: &str,
-) -> Result<crate::pull::PullConfig, Response> {
+) -> Result<crate::pull::PullConfig, ApiError> {
     st.pulls
         .config(id)
         .filter(|c| c.enabled && p.may_see(id, &c.district_code))
-        .ok_or_else(|| ApiError::camera_not_found(id).into_response())
+        .ok_or_else(|| ApiError::camera_not_found(id))
 }
 
 /// A view the gate refused: too many streams (429), or no audit (503).
 pub fn view_denied(e: Denied) -> Response {
     match e {
         Denied::TooMany { .. } => {
-            let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", e.to_string())
-                .into_response();
+            let mut r = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                e.to_string(),
+            )
+            .into_response();
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
             r
@@ -146,7 +150,11 @@ pub async fn require(State(st): State<AppState>, mut req: Request, next: Next) -
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map_or_else(|| "-".to_string(), |c| c.0.ip().to_string());
         if let Err(wait) = st.login_limit.check(&client) {
-            return too_many("too_many_logins", "too many login attempts from this address; wait", wait);
+            return too_many(
+                "too_many_logins",
+                "too many login attempts from this address; wait",
+                wait,
+            );
         }
         return next.run(req).await;
     }

@@ -313,7 +313,15 @@ pub async fn create_checkpoint(
         .await?
         .ok_or_else(|| ApiError::internal("checkpoint vanished after create"))?;
     tracing::info!(checkpoint = %id, "created checkpoint");
-    st.audit_change(&caller.0, "checkpoint.create", &format!("checkpoint:{id}"), None, None, Some(json!(CheckpointView::from(&cp)))).await;
+    st.audit_change(
+        &caller.0,
+        "checkpoint.create",
+        &format!("checkpoint:{id}"),
+        None,
+        None,
+        Some(json!(CheckpointView::from(&cp))),
+    )
+    .await;
     Ok(created(
         &format!("/api/v1/checkpoints/{id}"),
         CheckpointView::from(&cp),
@@ -343,7 +351,15 @@ pub async fn update_checkpoint(
         .await?
         .ok_or_else(|| ApiError::not_found("checkpoint was deleted meanwhile"))?;
     tracing::info!(checkpoint = %id, "updated checkpoint");
-    st.audit_change(&caller.0, "checkpoint.update", &format!("checkpoint:{id}"), None, Some(json!(CheckpointView::from(&existing))), Some(json!(CheckpointView::from(&cp)))).await;
+    st.audit_change(
+        &caller.0,
+        "checkpoint.update",
+        &format!("checkpoint:{id}"),
+        None,
+        Some(json!(CheckpointView::from(&existing))),
+        Some(json!(CheckpointView::from(&cp))),
+    )
+    .await;
     Ok(Json(CheckpointView::from(&cp)))
 }
 
@@ -355,7 +371,15 @@ pub async fn delete_checkpoint(
     let existing = visible_checkpoint(&st, &caller, &id).await?;
     st.store.delete_checkpoint(&id).await?;
     tracing::info!(checkpoint = %id, "deleted checkpoint");
-    st.audit_change(&caller.0, "checkpoint.delete", &format!("checkpoint:{id}"), None, Some(json!(CheckpointView::from(&existing))), None).await;
+    st.audit_change(
+        &caller.0,
+        "checkpoint.delete",
+        &format!("checkpoint:{id}"),
+        None,
+        Some(json!(CheckpointView::from(&existing))),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -471,7 +495,15 @@ pub async fn create_camera(
         .await?
         .ok_or_else(|| ApiError::internal("camera vanished after create"))?;
     tracing::info!(camera = %id, district = %cam.district_code, "created camera");
-    st.audit_change(&caller.0, "camera.create", &format!("camera:{id}"), Some(&id), None, Some(json!(CameraView::from(&cam)))).await;
+    st.audit_change(
+        &caller.0,
+        "camera.create",
+        &format!("camera:{id}"),
+        Some(&id),
+        None,
+        Some(json!(CameraView::from(&cam))),
+    )
+    .await;
     st.pulls.upsert(PullConfig::from_camera(&cam));
     Ok(created(
         &format!("/api/v1/cameras/{id}"),
@@ -508,7 +540,15 @@ pub async fn update_camera(
         .await?
         .ok_or_else(|| ApiError::not_found("camera was deleted meanwhile"))?;
     tracing::info!(camera = %id, "updated camera");
-    st.audit_change(&caller.0, "camera.update", &format!("camera:{id}"), Some(&id), Some(json!(CameraView::from(&existing))), Some(json!(CameraView::from(&cam)))).await;
+    st.audit_change(
+        &caller.0,
+        "camera.update",
+        &format!("camera:{id}"),
+        Some(&id),
+        Some(json!(CameraView::from(&existing))),
+        Some(json!(CameraView::from(&cam))),
+    )
+    .await;
     st.pulls.upsert(PullConfig::from_camera(&cam));
     Ok(Json(camera_out(&st, &cam)))
 }
@@ -522,7 +562,15 @@ pub async fn delete_camera(
     st.store.delete_camera(&id).await?;
     st.pulls.remove(&id);
     tracing::info!(camera = %id, "deleted camera");
-    st.audit_change(&caller.0, "camera.delete", &format!("camera:{id}"), Some(&id), Some(json!(CameraView::from(&existing))), None).await;
+    st.audit_change(
+        &caller.0,
+        "camera.delete",
+        &format!("camera:{id}"),
+        Some(&id),
+        Some(json!(CameraView::from(&existing))),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -556,7 +604,9 @@ pub async fn import_cameras(
             "cameras",
             None,
             None,
-            Some(json!({"rows": report.rows, "created": report.created, "updated": report.updated})),
+            Some(
+                json!({"rows": report.rows, "created": report.created, "updated": report.updated}),
+            ),
         )
         .await;
     }

@@ -38,9 +38,7 @@ impl RateLimiter {
             let full = self.burst / self.rate;
             buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() < full);
         }
-        let (tokens, at) = buckets
-            .entry(key.to_string())
-            .or_insert((self.burst, now));
+        let (tokens, at) = buckets.entry(key.to_string()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {

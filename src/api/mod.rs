@@ -142,7 +142,10 @@ pub fn router(state: AppState) -> Router {
             get(crate::relay::snapshot::handler),
         )
         .route("/users", get(access::list_users).post(access::create_user))
-        .route("/users/{username}", axum::routing::patch(access::update_user))
+        .route(
+            "/users/{username}",
+            axum::routing::patch(access::update_user),
+        )
         .route("/keys", get(access::list_keys).post(access::create_key))
         .route("/keys/{id}", axum::routing::delete(access::revoke_key))
         .route(
@@ -261,8 +264,14 @@ async fn embed_policy(
         .and_then(|o| HeaderValue::from_str(o).ok());
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if path.starts_with("/embed/") {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -273,7 +282,10 @@ async fn embed_policy(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("frame-ancestors 'self'"),
         );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+        h.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
     }
     if path.starts_with("/hls/") || path.starts_with("/embed/") {
         h.insert(header::VARY, HeaderValue::from_static("Origin"));

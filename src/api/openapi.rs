@@ -304,6 +304,50 @@ pub fn document() -> Value {
     doc["paths"]["/api/v1/auth/me"] = json!({"get": {
         "summary": "Who the caller is: principal, role and scope",
         "responses": {"200": {"description": "The caller."}, "401": {"description": "No valid key or session."}}}});
+    let e = |d: &str| json!({"description": d});
+    let j = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    let role = json!({"type": "string", "enum": ["admin", "operator", "viewer"]});
+    let scope = json!({"type": ["string", "null"], "description": "A district code (2, 4, 6, 9 or 12 digits) whose subtree is all the principal may see; null: everything"});
+    doc["paths"]["/api/v1/users"] = json!({
+        "get": {"summary": "Users (admin)", "responses": {"200": e("The users, without password hashes.")}},
+        "post": {"summary": "Create a user (admin); without a password one is generated and shown once",
+            "requestBody": j(json!({"type": "object", "required": ["username", "role"], "properties": {
+                "username": {"type": "string"}, "password": {"type": "string", "writeOnly": true}, "role": role, "scope": scope}})),
+            "responses": {"201": e("The user, and `password` when generated."), "400": e("A bad field."), "409": e("The username is taken."), "422": e("A scope outside the caller's.")}}});
+    doc["paths"]["/api/v1/users/{username}"] = json!({"patch": {
+        "summary": "Change a user's role, scope, password or disabled flag (admin); disabling ends the user's sessions and streams",
+        "requestBody": j(json!({"type": "object", "properties": {"role": role, "scope": scope, "disabled": {"type": "boolean"}, "password": {"type": "string", "writeOnly": true}}})),
+        "responses": {"200": e("The user."), "404": e("No such user.")}}});
+    doc["paths"]["/api/v1/keys"] = json!({
+        "get": {"summary": "API keys (admin), without secrets", "responses": {"200": e("The keys.")}},
+        "post": {"summary": "Create an API key (admin): the secret is shown once",
+            "requestBody": j(json!({"type": "object", "required": ["name", "role"], "properties": {
+                "name": {"type": "string"}, "role": role, "scope": scope, "expires_in_days": {"type": "integer", "minimum": 1}}})),
+            "responses": {"201": e("`key` and `secret`.")}}});
+    doc["paths"]["/api/v1/keys/{id}"] = json!({"delete": {
+        "summary": "Revoke a key (admin): refused from now on, its open streams end",
+        "responses": {"204": e("Revoked."), "404": e("No such key.")}}});
+    doc["paths"]["/api/v1/embed-links"] = json!({
+        "get": {"summary": "Embed links of the caller's scope (their tokens are not shown again)", "responses": {"200": e("The links, with state active, expired or revoked.")}},
+        "post": {"summary": "Create a signed embed link for one camera or a district subtree (operator)",
+            "requestBody": j(json!({"type": "object", "properties": {
+                "camera_id": {"type": "string"}, "district": {"type": "string"},
+                "ttl_secs": {"type": "integer", "minimum": 60, "maximum": 31_622_400, "default": 86_400},
+                "note": {"type": "string", "maxLength": 200}}})),
+            "responses": {"201": e("The link, its `token`, and `urls` for the embed page, LL-HLS, RTSP and an iframe snippet (`{camera_id}` stands for the camera in a district link's URLs)."),
+                          "400": e("Neither or both of camera_id and district, or a bad ttl."), "422": e("An unknown camera, or a district outside the caller's scope.")}}});
+    doc["paths"]["/api/v1/embed-links/{id}"] = json!({"delete": {
+        "summary": "Revoke an embed link (operator): refused at once; viewers watching through it are disconnected",
+        "responses": {"204": e("Revoked."), "404": e("No such link in the caller's scope.")}}});
+    doc["paths"]["/api/v1/audit"] = json!({"get": {
+        "summary": "The audit trail (admin without a scope), newest first: view sessions (principal, camera, protocol, client, start, end, bytes) and changes (who, what, before, after; never secrets)",
+        "parameters": [
+            {"name": "camera", "in": "query", "schema": {"type": "string"}},
+            {"name": "principal", "in": "query", "schema": {"type": "string"}, "description": "user:NAME, key:ID or link:ID"},
+            {"name": "since", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 time or a day"},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+        "responses": {"200": e("`items` and `next_cursor`."), "400": e("A bad parameter."), "403": e("Not an unscoped admin.")}}});
     doc["components"]["schemas"]
         .as_object_mut()
         .unwrap()

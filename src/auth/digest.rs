@@ -56,7 +56,9 @@ pub fn nonce_fresh(n: &str, secret: &[u8], now: i64) -> bool {
     let Ok(t) = i64::from_str_radix(issued, 16) else {
         return false;
     };
-    ct_eq(nonce_mac(secret, issued).as_bytes(), mac.as_bytes()) && t <= now + 5 && now - t <= NONCE_TTL_SECS
+    ct_eq(nonce_mac(secret, issued).as_bytes(), mac.as_bytes())
+        && t <= now + 5
+        && now - t <= NONCE_TTL_SECS
 }
 
 /// Equality that takes the same time wherever the inputs differ.

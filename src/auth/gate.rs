@@ -198,9 +198,11 @@ impl Gate {
         {
             return Ok(*valid);
         }
-        let valid = self.store.link(id).await?.is_some_and(|l| {
-            l.revoked_at_ms.is_none() && l.expires_at_ms > now_ms()
-        });
+        let valid = self
+            .store
+            .link(id)
+            .await?
+            .is_some_and(|l| l.revoked_at_ms.is_none() && l.expires_at_ms > now_ms());
         let mut links = self.links.lock().unwrap();
         if links.len() >= 10_000 {
             links.retain(|_, (_, at)| at.elapsed() <= LINK_CACHE);

@@ -753,7 +753,9 @@ impl Config {
             if !valid_origin(o) {
                 return Err(err(
                     &format!("security.embed_origins[{i}]"),
-                    format!("{o:?} is not an origin like https://centre.example or http://10.1.2.3:8080 (scheme, host and port only)"),
+                    format!(
+                        "{o:?} is not an origin like https://centre.example or http://10.1.2.3:8080 (scheme, host and port only)"
+                    ),
                 ));
             }
         }

@@ -31,9 +31,9 @@ use tokio::sync::watch;
 use super::fmp4::{self, Sample};
 use crate::api::auth::{TokenQuery, stream_camera, stream_principal, view_denied};
 use crate::api::extract::ClientAddr;
-use axum::http::HeaderMap;
 use crate::api::{ApiError, AppState};
 use crate::fanout::Subscriber;
+use axum::http::HeaderMap;
 
 /// Target duration of a part, seconds.
 pub const PART_TARGET: f64 = 0.2;
@@ -355,13 +355,9 @@ async fn started(
     token: Option<&str>,
 ) -> Result<(Arc<Muxer>, View), Response> {
     let p = stream_principal(st, headers, token).await?;
-    stream_camera(st, &p, id)?;
+    stream_camera(st, &p, id).map_err(IntoResponse::into_response)?;
     let ip = client.0.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let (revoked, bytes) = st
-        .gate
-        .hls_view(&p, id, ip)
-        .await
-        .map_err(view_denied)?;
+    let (revoked, bytes) = st.gate.hls_view(&p, id, ip).await.map_err(view_denied)?;
     let m = muxer(st, id).ok_or_else(|| not_found(id))?;
     st.hls.touch(id, ip);
     Ok((m, View { revoked, bytes }))

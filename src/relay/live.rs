@@ -50,8 +50,8 @@ pub async fn handler(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = stream_camera(&st, &p, &id) {
-        return r;
+    if let Err(e) = stream_camera(&st, &p, &id) {
+        return e.into_response();
     }
     // `subscribe` answers None for unknown and disabled cameras alike.
     let Some(sub) = st.pulls.subscribe(&id) else {
@@ -180,8 +180,8 @@ pub async fn embed(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = stream_camera(&st, &p, &id) {
-        return r;
+    if let Err(e) = stream_camera(&st, &p, &id) {
+        return e.into_response();
     }
     let page = include_str!("../web/embed.html").replace("{{CAMERA_ID}}", &id);
     (
@@ -209,7 +209,7 @@ pub async fn embed_state(
     };
     let cfg = match stream_camera(&st, &p, &id) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let state = st
         .pulls

@@ -157,12 +157,31 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
 
 /// [`http_get`] with an API key (`Authorization: Bearer`).
 pub fn http_get_as(addr: &str, path: &str, key: Option<&str>) -> (u16, String) {
+    http_as(addr, "GET", path, key, "")
+}
+
+/// A request with a JSON body (none when empty) and an API key.
+pub fn http_as(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    json: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    let body = if json.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            json.len()
+        )
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{body}Connection: close\r\n\r\n{json}"
     )
     .unwrap();
     let mut resp = String::new();
