@@ -317,13 +317,13 @@ pub fn document() -> Value {
     doc["paths"]["/api/v1/users/{username}"] = json!({"patch": {
         "summary": "Change a user's role, scope, password or disabled flag (admin); disabling ends the user's sessions and streams",
         "requestBody": j(json!({"type": "object", "properties": {"role": role, "scope": scope, "disabled": {"type": "boolean"}, "password": {"type": "string", "writeOnly": true}}})),
-        "responses": {"200": e("The user."), "404": e("No such user.")}}});
+        "responses": {"200": e("The user."), "400": e("A bad field."), "404": e("No such user."), "422": e("A scope outside the caller's.")}}});
     doc["paths"]["/api/v1/keys"] = json!({
         "get": {"summary": "API keys (admin), without secrets", "responses": {"200": e("The keys.")}},
         "post": {"summary": "Create an API key (admin): the secret is shown once",
             "requestBody": j(json!({"type": "object", "required": ["name", "role"], "properties": {
                 "name": {"type": "string"}, "role": role, "scope": scope, "expires_in_days": {"type": "integer", "minimum": 1}}})),
-            "responses": {"201": e("`key` and `secret`.")}}});
+            "responses": {"201": e("`key` and `secret`."), "400": e("A bad field."), "422": e("A scope outside the caller's.")}}});
     doc["paths"]["/api/v1/keys/{id}"] = json!({"delete": {
         "summary": "Revoke a key (admin): refused from now on, its open streams end",
         "responses": {"204": e("Revoked."), "404": e("No such key.")}}});
