@@ -50,7 +50,13 @@ mod relay {
         ok
     }
 
+    /// One simulator-backed relay at a time in this binary: parallel ones
+    /// share two cores with their encoders and ffmpeg clients, and a
+    /// simulator starved of CPU delivered no first frame within 10 s.
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     struct Relay {
+        _turn: tokio::sync::MutexGuard<'static, ()>,
         sim: Simulator,
         counters: Arc<RtspCounters>,
         pulls: Arc<PullManager>,
@@ -76,6 +82,7 @@ mod relay {
         rtsp: RtspOptions,
         mode: PullMode,
     ) -> Relay {
+        let turn = TURN.lock().await;
         let sim = Simulator::start(sim_opts).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         std::mem::forget(_rx);
@@ -112,6 +119,7 @@ mod relay {
             assert_eq!(rt.state(), State::Online, "{:?}", rt.snapshot());
         }
         Relay {
+            _turn: turn,
             sim,
             counters,
             pulls,
