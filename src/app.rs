@@ -293,11 +293,7 @@ pub async fn start_pulling(
             move |id| {
                 weak.upgrade()
                     .and_then(|p| p.config(id))
-                    .map(|c| webhook::CameraInfo {
-                        name: c.name,
-                        district: c.district_code,
-                        checkpoint: c.checkpoint_id,
-                    })
+                    .map(webhook::CameraInfo::from)
                     .unwrap_or_default()
             },
             telemetry.webhooks.clone(),

@@ -148,22 +148,13 @@ async fn a_scoped_key_sees_its_county_only(app: TestApp) {
         let bearer = bearer.clone();
         let app = &app;
         async move {
-            use http_body_util::BodyExt as _;
-            use tower::ServiceExt as _;
-            let req = axum::http::Request::builder()
-                .method("POST")
-                .uri("/api/v1/cameras/import")
-                .header("authorization", &bearer)
-                .header("content-type", "text/csv")
-                .body(axum::body::Body::from(csv))
-                .unwrap();
-            let resp = app.router.clone().oneshot(req).await.unwrap();
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-            (
-                status,
-                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
-            )
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("content-type", "text/csv"),
+            ];
+            let (s, _, body) =
+                send_raw(app, "POST", "/api/v1/cameras/import", &headers, csv.into()).await;
+            (s, serde_json::from_str::<serde_json::Value>(&body).unwrap())
         }
     };
     let (s, v) = import(
@@ -215,23 +206,34 @@ async fn send(
     headers: &[(&str, &str)],
     body: Option<serde_json::Value>,
 ) -> (u16, axum::http::HeaderMap, String) {
+    match body {
+        Some(b) => {
+            let mut h = headers.to_vec();
+            h.push(("content-type", "application/json"));
+            send_raw(app, method, uri, &h, b.to_string().into_bytes()).await
+        }
+        None => send_raw(app, method, uri, headers, Vec::new()).await,
+    }
+}
+
+/// [`send`] with a body of any type (its content type among `headers`).
+async fn send_raw(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, axum::http::HeaderMap, String) {
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
     let mut req = axum::http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            axum::body::Body::from(b.to_string())
-        }
-        None => axum::body::Body::empty(),
-    };
     let resp = app
         .router
         .clone()
-        .oneshot(req.body(body).unwrap())
+        .oneshot(req.body(axum::body::Body::from(body)).unwrap())
         .await
         .unwrap();
     let status = resp.status().as_u16();

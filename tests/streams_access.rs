@@ -6,6 +6,7 @@
 //! without ffmpeg, or fail under CAMGATE_REQUIRE_TOOLS=1.
 
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -214,7 +215,7 @@ impl Gateway {
     }
 }
 
-/// A plain HTTP/1.1 request with `Connection: close`.
+/// An HTTP request to the gateway; status and body.
 fn http(
     addr: SocketAddr,
     method: &str,
@@ -222,32 +223,8 @@ fn http(
     key: Option<&str>,
     body: Option<Value>,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let ct = if body.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        )
-    };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{ct}Connection: close\r\n\r\n{body}"
-    )
-    .unwrap();
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).to_string();
-    let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|b| b.1.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let json = body.map(|b| b.to_string()).unwrap_or_default();
+    support::http_as(&addr.to_string(), method, path, key, &json)
 }
 
 /// An RTSP DESCRIBE on a new connection: the status.
@@ -475,23 +452,6 @@ async fn statuses(gw: &Gateway, cred: &Cred) -> [u16; 16] {
     ]
 }
 
-/// Whether ffprobe and ffmpeg run; without them the caller skips, saying
-/// so, unless CAMGATE_REQUIRE_TOOLS=1 makes that a failure.
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
-            "ffmpeg is required (CAMGATE_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("SKIPPED: this check needs ffmpeg/ffprobe (tests/run.sh installs ffmpeg)");
-    }
-    ok
-}
-
 fn ffprobe(url: &str) -> (bool, String, String) {
     let out = Command::new("ffprobe")
         .args([
@@ -521,7 +481,7 @@ fn ffprobe(url: &str) -> (bool, String, String) {
 both_backends_gateway!(ffmpeg_through_rtsp_with_keys_links_and_bad_credentials);
 
 async fn ffmpeg_through_rtsp_with_keys_links_and_bad_credentials(gw: Gateway) {
-    if !have_ffmpeg() {
+    if !support::have_ffprobe() {
         return;
     }
     let rtsp = gw.rtsp;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::catalogue::{decode_cursor, encode_cursor, limit};
+use super::catalogue::{encode_cursor, limit};
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryPairs};
 use crate::auth::service::{AccessError, check_scope, hex_id};
@@ -59,6 +59,13 @@ fn access_error(e: AccessError) -> ApiError {
     }
 }
 
+/// Whether a user or key with `scope` is the caller's to see and manage:
+/// an unscoped caller manages all, a scoped one those scoped inside its
+/// own.
+fn manages(caller: &Caller, scope: Option<&str>) -> bool {
+    caller.0.scope.code().is_none() || scope.is_some_and(|s| caller.sees(s))
+}
+
 /// A scope a caller may hand out: inside its own.
 fn grantable(caller: &Caller, scope: Option<&str>) -> Result<(), ApiError> {
     check_scope(scope).map_err(access_error)?;
@@ -96,9 +103,7 @@ pub async fn list_users(
         .list_users()
         .await?
         .iter()
-        .filter(|u| {
-            u.scope.as_deref().is_some_and(|s| caller.sees(s)) || caller.0.scope.code().is_none()
-        })
+        .filter(|u| manages(&caller, u.scope.as_deref()))
         .map(|u| u.public())
         .collect();
     Ok(Json(json!({ "items": users })))
@@ -170,9 +175,7 @@ pub async fn update_user(
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Result<Json<Value>, ApiError> {
     let before = st.auth.user(&username).await.map_err(access_error)?;
-    if let Some(own) = caller.0.scope.code()
-        && !before.scope.as_deref().is_some_and(|s| s.starts_with(own))
-    {
+    if !manages(&caller, before.scope.as_deref()) {
         return Err(ApiError::not_found(format!("no user `{username}`")));
     }
     if let Some(scope) = &patch.scope {
@@ -238,9 +241,7 @@ pub async fn list_keys(
         .list_keys()
         .await?
         .into_iter()
-        .filter(|k| {
-            caller.0.scope.code().is_none() || k.scope.as_deref().is_some_and(|s| caller.sees(s))
-        })
+        .filter(|k| manages(&caller, k.scope.as_deref()))
         .collect();
     Ok(Json(json!({ "items": keys })))
 }
@@ -302,9 +303,7 @@ pub async fn revoke_key(
         .store
         .key_by_id(&id)
         .await?
-        .filter(|k| {
-            caller.0.scope.code().is_none() || k.scope.as_deref().is_some_and(|s| caller.sees(s))
-        })
+        .filter(|k| manages(&caller, k.scope.as_deref()))
         .ok_or_else(|| ApiError::not_found(format!("no key `{}`", clip(&id))))?;
     st.store.revoke_key(&id, now_ms()).await?;
     st.gate.key_revoked(&id);
@@ -582,27 +581,8 @@ pub async fn list_audit(
         ));
     }
     let lim = limit(&q)?;
-    let since_ms = match q.one("since")? {
-        None => None,
-        Some(s) => Some(super::health::parse_since(s, st.config.health.offset()).ok_or_else(
-            || {
-                ApiError::bad_query(
-                    "since",
-                    format!(
-                        "since must be an RFC 3339 time (2026-03-01T08:00:00+08:00) or a day (2026-03-01), got {:?}",
-                        clip(s)
-                    ),
-                )
-            },
-        )?),
-    };
-    let before_id =
-        match q.one("cursor")? {
-            None => None,
-            Some(c) => Some(decode_cursor(c)?.parse::<i64>().map_err(|_| {
-                ApiError::bad_query("cursor", "cursor is not one this API returned")
-            })?),
-        };
+    let since_ms = super::health::since_param(&q, st.config.health.offset())?;
+    let before_id = super::health::id_cursor(&q)?;
     let mut rows = st
         .store
         .list_audit(&AuditFilter {

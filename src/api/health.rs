@@ -299,26 +299,9 @@ pub async fn events(
         None => None,
     };
     let district = caller.narrow(district);
-    let since = match q.one("since")? {
-        None => None,
-        Some(s) => Some(parse_since(s, st.config.health.offset()).ok_or_else(|| {
-            ApiError::bad_query(
-                "since",
-                format!(
-                    "since must be an RFC 3339 time (2026-03-01T08:00:00+08:00) or a day (2026-03-01), got {:?}",
-                    clip(s)
-                ),
-            )
-        })?),
-    };
+    let since = since_param(&q, st.config.health.offset())?;
     let lim = limit(&q)?;
-    let after =
-        match q.one("cursor")? {
-            None => None,
-            Some(c) => Some(decode_cursor(c)?.parse::<i64>().map_err(|_| {
-                ApiError::bad_query("cursor", "cursor is not one this API returned")
-            })?),
-        };
+    let after = id_cursor(&q)?;
     let mut rows = st
         .store
         .list_transitions(district.as_deref(), since, after, lim + 1)
@@ -336,7 +319,37 @@ pub async fn events(
 }
 
 /// An RFC 3339 time, or a day (its start at the configured offset).
-pub(super) fn parse_since(s: &str, offset: time::UtcOffset) -> Option<i64> {
+/// The `since` parameter (RFC 3339 or a day at `offset`) as Unix ms.
+pub(super) fn since_param(
+    q: &QueryPairs,
+    offset: time::UtcOffset,
+) -> Result<Option<i64>, ApiError> {
+    let Some(s) = q.one("since")? else {
+        return Ok(None);
+    };
+    parse_since(s, offset).map(Some).ok_or_else(|| {
+        ApiError::bad_query(
+            "since",
+            format!(
+                "since must be an RFC 3339 time (2026-03-01T08:00:00+08:00) or a day (2026-03-01), got {:?}",
+                clip(s)
+            ),
+        )
+    })
+}
+
+/// The `cursor` parameter of a list paged by numeric row ID.
+pub(super) fn id_cursor(q: &QueryPairs) -> Result<Option<i64>, ApiError> {
+    let Some(c) = q.one("cursor")? else {
+        return Ok(None);
+    };
+    decode_cursor(c)?
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_query("cursor", "cursor is not one this API returned"))
+}
+
+fn parse_since(s: &str, offset: time::UtcOffset) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
         return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);

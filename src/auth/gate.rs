@@ -132,10 +132,6 @@ impl Gate {
         }))
     }
 
-    pub fn auth(&self) -> &Arc<AuthService> {
-        &self.auth
-    }
-
     /// Signs an embed link's claims.
     pub fn sign(&self, claims: &LinkClaims) -> String {
         token::sign_link(claims, &self.secret)
@@ -238,15 +234,6 @@ impl Gate {
         }
     }
 
-    /// Open views per principal label.
-    pub fn open_views(&self) -> HashMap<String, usize> {
-        let mut out = HashMap::new();
-        for v in self.views.lock().unwrap().values() {
-            *out.entry(v.principal.label()).or_default() += 1;
-        }
-        out
-    }
-
     /// Opens a view of `camera` (which the caller checked `p` may see):
     /// counted against `p`'s cap and written to the audit trail, which the
     /// ticket completes (end, bytes) when dropped.
@@ -323,14 +310,15 @@ impl Gate {
         }
         let ticket = self.open_view(p, camera, "hls", Some(client)).await?;
         let out = (ticket.cancel.clone(), ticket.bytes.clone());
-        let old = self.hls.lock().unwrap().insert(
+        // A cancelled view this replaces ends here (its ticket takes the
+        // views lock, not this one).
+        self.hls.lock().unwrap().insert(
             key,
             HlsView {
                 ticket,
                 last: Instant::now(),
             },
         );
-        drop(old);
         Ok(out)
     }
 

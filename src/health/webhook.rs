@@ -59,6 +59,18 @@ pub struct CameraInfo {
     pub checkpoint: Option<String>,
 }
 
+impl From<crate::pull::PullConfig> for CameraInfo {
+    /// The camera's name, district and checkpoint; never its address or
+    /// credentials.
+    fn from(c: crate::pull::PullConfig) -> Self {
+        CameraInfo {
+            name: c.name,
+            district: c.district_code,
+            checkpoint: c.checkpoint_id,
+        }
+    }
+}
+
 /// The body of one delivery.
 pub fn payload(t: &Transition, cam: &CameraInfo) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({

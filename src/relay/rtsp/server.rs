@@ -269,8 +269,7 @@ impl RtspServer {
                                 }
                                 slices.push(IoSlice::new(&p.payload));
                             }
-                            let n: usize = slices.iter().map(|s| s.len()).sum();
-                            self.write_vectored_all(&mut wr, &mut slices).await?;
+                            let n = self.write_vectored_all(&mut wr, &mut slices).await?;
                             if let Some(t) = &conn.ticket {
                                 t.sent(n);
                             }
@@ -312,12 +311,14 @@ impl RtspServer {
         Ok(())
     }
 
-    /// Writes every slice, each write bounded by the write timeout.
+    /// Writes every slice, each write bounded by the write timeout: the
+    /// bytes written.
     async fn write_vectored_all<W: AsyncWrite + Unpin>(
         &self,
         w: &mut W,
         mut slices: &mut [IoSlice<'_>],
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<usize> {
+        let mut total = 0;
         while !slices.is_empty() {
             let n = tokio::time::timeout(self.opts.write_timeout, w.write_vectored(slices))
                 .await
@@ -330,9 +331,10 @@ impl RtspServer {
             self.counters
                 .bytes_out
                 .fetch_add(n as u64, Ordering::Relaxed);
+            total += n;
             IoSlice::advance_slices(&mut slices, n);
         }
-        Ok(())
+        Ok(total)
     }
 
     /// Answers one request: the response bytes, and whether to close.
