@@ -385,6 +385,8 @@ async fn wait_signal() {
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
     pub http: SocketAddr,
+    /// The HTTP listener speaks TLS (`https://`).
+    pub tls: bool,
     /// The ops listener (`/metrics`), unless turned off.
     pub metrics: Option<SocketAddr>,
     /// The RTSP relay, unless turned off.
@@ -417,6 +419,16 @@ pub async fn serve_on(
     on_ready: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    // Load the certificate before anything starts, so a bad one stops the
+    // gateway with a message naming the config key.
+    let tls = if config.security.tls_enabled() {
+        Some(crate::tls::CertStore::load(
+            &config.security.tls_cert,
+            &config.security.tls_key,
+        )?)
+    } else {
+        None
+    };
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let mut metrics_addr = None;
     if !config.metrics.listen.is_empty() {
@@ -472,16 +484,29 @@ pub async fn serve_on(
     let router = api::router(state.clone());
     on_ready(Bound {
         http: addr,
+        tls: tls.is_some(),
         metrics: metrics_addr,
         rtsp: rtsp_addr,
     });
     let token = shutdown.clone();
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { token.cancelled().await });
-    let mut server = tokio::spawn(async move { server.await });
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let stop = async move { token.cancelled().await };
+    let mut server = match tls {
+        None => {
+            let server = axum::serve(listener, app).with_graceful_shutdown(stop);
+            tokio::spawn(async move { server.await })
+        }
+        Some(tls) => {
+            tokio::spawn(tls.clone().watch(shutdown.clone()));
+            let listener =
+                crate::tls::TlsListener::spawn(listener, tls.server_config()?, shutdown.clone())?;
+            // `tap_io` only lends the listener axum's connect-info for its
+            // address type (the peer's SocketAddr).
+            use axum::serve::ListenerExt;
+            let server = axum::serve(listener.tap_io(|_| ()), app).with_graceful_shutdown(stop);
+            tokio::spawn(async move { server.await })
+        }
+    };
     tokio::select! {
         r = &mut server => r??,
         _ = shutdown.cancelled() => match tokio::time::timeout(grace, &mut server).await {

@@ -22,3 +22,4 @@ pub mod relay;
 #[cfg(feature = "gstreamer")]
 pub mod simulator;
 pub mod store;
+pub mod tls;

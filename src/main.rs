@@ -223,7 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             app::serve(Arc::new(config), store, engine, shutdown, |bound| {
                 let metrics = bound.metrics.map(|m| m.to_string()).unwrap_or_default();
                 let rtsp = bound.rtsp.map(|m| m.to_string()).unwrap_or_default();
-                tracing::info!(addr = %bound.http, metrics, rtsp, "camgate is serving");
+                tracing::info!(addr = %bound.http, tls = bound.tls, metrics, rtsp, "camgate is serving");
             })
             .await?;
         }
@@ -447,7 +447,8 @@ async fn run_demo(
                 "camgate demo: {n} sample cameras on a throwaway SQLite database"
             );
             let _ = writeln!(out, "camgate demo: {}", fleet.describe());
-            let _ = writeln!(out, "camgate demo: web UI at http://{host}/");
+            let scheme = if bound.tls { "https" } else { "http" };
+            let _ = writeln!(out, "camgate demo: web UI at {scheme}://{host}/");
             if let Some(pw) = &admin_password {
                 let _ = writeln!(out, "camgate demo: log in as admin, password {pw}");
             }
@@ -457,7 +458,7 @@ async fn run_demo(
             );
             let _ = writeln!(
                 out,
-                "camgate demo: REST API at http://{host}/api/v1/cameras (Ctrl-C stops)"
+                "camgate demo: REST API at {scheme}://{host}/api/v1/cameras (Ctrl-C stops)"
             );
             if let Some(r) = bound.rtsp {
                 let _ = writeln!(

@@ -29,8 +29,10 @@ missing=()
 # in -bad, the RTP payloaders in -good).
 # promtool (package prometheus) checks the /metrics exposition. The relay
 # tests play our output with ffprobe/ffmpeg and GStreamer's rtspsrc
-# (gst-launch-1.0 in -tools, avdec_h264 in -libav).
-for pkg in pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
+# (gst-launch-1.0 in -tools, avdec_h264 in -libav). The TLS test makes
+# its certificates with openssl and talks to the listener with curl and
+# openssl s_client.
+for pkg in openssl curl pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly prometheus \
            ffmpeg gstreamer1.0-tools gstreamer1.0-libav; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

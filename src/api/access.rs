@@ -384,10 +384,10 @@ fn origin_of(st: &AppState, headers: &HeaderMap) -> (String, String) {
         })
         .unwrap_or("127.0.0.1")
         .to_string();
-    let scheme = if st.config.security.tls_cert.is_empty() {
-        "http"
-    } else {
+    let scheme = if st.config.security.tls_enabled() {
         "https"
+    } else {
+        "http"
     };
     let bare = match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => {

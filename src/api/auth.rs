@@ -202,9 +202,16 @@ pub struct Login {
     password: String,
 }
 
-fn session_cookie(value: &str, max_age: u64) -> HeaderValue {
+/// The session cookie; `Secure` when the listener speaks TLS, so the
+/// browser never sends it over plain HTTP.
+fn session_cookie(st: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if st.config.security.tls_enabled() {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
     .expect("cookie text is ASCII")
 }
@@ -217,7 +224,7 @@ pub async fn login(State(st): State<AppState>, ApiJson(l): ApiJson<Login>) -> Re
             let ttl = st.auth.options().session_ttl.as_secs();
             let mut r = axum::Json(json!({ "user": user.public() })).into_response();
             r.headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&session, ttl));
+                .insert(header::SET_COOKIE, session_cookie(&st, &session, ttl));
             r
         }
         Err(LoginError::BadCredentials) => ApiError::new(
@@ -251,7 +258,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Response 
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie("", 0));
+        .insert(header::SET_COOKIE, session_cookie(&st, "", 0));
     r
 }
 

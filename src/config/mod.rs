@@ -312,6 +312,13 @@ impl Default for SecurityConfig {
     }
 }
 
+impl SecurityConfig {
+    /// The HTTP listener speaks TLS.
+    pub fn tls_enabled(&self) -> bool {
+        !self.tls_cert.is_empty()
+    }
+}
+
 impl std::fmt::Debug for SecurityConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecurityConfig")
