@@ -101,6 +101,14 @@ fn starts_key(payload: &[u8]) -> bool {
     }
 }
 
+/// The DESCRIBE's credentials: Basic with the gateway's API key (the
+/// connection stays authenticated for SETUP and PLAY).
+fn rtsp_auth(gw: &Gateway) -> Arc<str> {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("bench:{}", gw.key));
+    format!("Authorization: Basic {basic}\r\n").into()
+}
+
 async fn send(s: &mut TcpStream, req: String) -> Result<(), String> {
     s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())
 }
@@ -110,6 +118,7 @@ async fn send(s: &mut TcpStream, req: String) -> Result<(), String> {
 async fn viewer(
     addr: String,
     url: String,
+    auth: Arc<str>,
     seen: Arc<Seen>,
     stop: CancellationToken,
     first_only: bool,
@@ -118,7 +127,7 @@ async fn viewer(
     let mut buf = BytesMut::with_capacity(64 * 1024);
     send(
         &mut s,
-        format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n"),
+        format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n{auth}\r\n"),
     )
     .await?;
     response(&mut s, &mut buf).await?;
@@ -281,8 +290,9 @@ fn run(
     let start = Instant::now();
     for (i, s) in seen.iter().enumerate() {
         let (addr, url, s, stop) = (gw.rtsp.clone(), url.to_string(), s.clone(), stop.clone());
+        let auth = rtsp_auth(gw);
         rt.spawn(async move {
-            let r = viewer(addr, url, s.clone(), stop.clone(), false).await;
+            let r = viewer(addr, url, auth, s.clone(), stop.clone(), false).await;
             if let (Err(e), false) = (r, stop.is_cancelled()) {
                 eprintln!("  viewer ended: {e}");
             }
@@ -399,6 +409,7 @@ fn first_frames(
         let one = viewer(
             gw.rtsp.clone(),
             url.to_string(),
+            rtsp_auth(gw),
             seen.clone(),
             CancellationToken::new(),
             true,
