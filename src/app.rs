@@ -300,6 +300,18 @@ pub async fn start_pulling(
             cancel.clone(),
         ));
     }
+    // Recorded transitions also go to live views (the UI's event stream).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    forward.push(tx);
+    let weak = Arc::downgrade(&pulls);
+    tokio::spawn(async move {
+        while let Some(t) = rx.recv().await {
+            match weak.upgrade() {
+                Some(p) => p.publish(t),
+                None => return,
+            }
+        }
+    });
     let weak = Arc::downgrade(&pulls);
     let recorder_stop = CancellationToken::new();
     let recorder = tokio::spawn(recorder::run(

@@ -39,6 +39,7 @@ mod sim {
             district_code: "620602".into(),
             name: id.to_string(),
             checkpoint_id: None,
+            point_type: 1,
         }
     }
 

@@ -101,6 +101,7 @@ mod relay {
             district_code: "620602".into(),
             name: "凉州区东大街路口".into(),
             checkpoint_id: None,
+            point_type: 1,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();

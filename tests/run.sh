@@ -32,12 +32,13 @@ missing=()
 # (gst-launch-1.0 in -tools, avdec_h264 in -libav). The TLS test makes
 # its certificates with openssl and talks to the listener with curl and
 # openssl s_client.
-for pkg in openssl curl pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
+for pkg in openssl curl fonts-wqy-zenhei pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly prometheus \
            ffmpeg gstreamer1.0-tools gstreamer1.0-libav; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-# The browser tests: Debian's Chromium, driven by playwright-core (npm) on
+# The browser tests: Debian's Chromium (with a Chinese font, for the UI's
+# screenshots), driven by playwright-core (npm) on
 # node. A node that is already there (with its npm) is used as it is.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

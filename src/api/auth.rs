@@ -30,7 +30,8 @@ fn required_role(method: &Method, path: &str) -> Role {
     };
     if admin_only.into_iter().any(under) {
         Role::Admin
-    } else if matches!(*method, Method::GET | Method::HEAD) {
+    } else if under("/api/v1/me") || matches!(*method, Method::GET | Method::HEAD) {
+        // `/me/...` is the caller's own (its wall layouts): any role.
         Role::Viewer
     } else {
         Role::Operator

@@ -17,6 +17,7 @@ use crate::catalogue::validate::{self, clip};
 use crate::catalogue::{
     CameraInput, CameraView, CheckpointInput, CheckpointView, District, IdSpec, Ownership,
 };
+use crate::health::State as HealthState;
 use crate::importer;
 use crate::pull::PullConfig;
 use crate::store::{CameraFilter, CheckpointFilter};
@@ -33,6 +34,13 @@ struct DistrictView {
     camera_count: i64,
     /// Cameras in the subtree that are online or degraded now.
     online_count: i64,
+    /// Enabled cameras in the subtree.
+    enabled_count: i64,
+    /// `online_count / enabled_count`, or null without enabled cameras.
+    online_rate: Option<f64>,
+    /// The mean availability target of the enabled cameras (by point
+    /// class, `[health]`), or null without any.
+    target: Option<f64>,
 }
 
 /// A camera with its health state now.
@@ -53,22 +61,35 @@ fn camera_out(st: &AppState, c: &crate::catalogue::Camera) -> CameraOut {
     }
 }
 
-/// Cameras online (or degraded) now in the subtree of each code.
-fn online_counts(st: &AppState, codes: &[String]) -> std::collections::HashMap<String, i64> {
+/// Live counts of a district subtree, from the pull manager.
+#[derive(Default, Clone, Copy)]
+struct Live {
+    online: i64,
+    enabled: i64,
+    target_sum: f64,
+}
+
+/// Online and enabled cameras now, and the sum of their targets, in the
+/// subtree of each code.
+fn live_counts(st: &AppState, codes: &[String]) -> std::collections::HashMap<String, Live> {
     let mut lens: Vec<usize> = codes.iter().map(String::len).collect();
     lens.sort_unstable();
     lens.dedup();
-    let mut out: std::collections::HashMap<String, i64> =
-        codes.iter().map(|c| (c.clone(), 0)).collect();
+    let mut out: std::collections::HashMap<String, Live> =
+        codes.iter().map(|c| (c.clone(), Live::default())).collect();
     for (rt, cfg) in st.pulls.all() {
-        if !rt.state().is_up() {
+        if !cfg.enabled {
             continue;
         }
+        let up = rt.state().is_up();
+        let target = st.config.health.target(cfg.point_type);
         for &l in &lens {
             if cfg.district_code.len() >= l
                 && let Some(n) = out.get_mut(&cfg.district_code[..l])
             {
-                *n += 1;
+                n.enabled += 1;
+                n.target_sum += target;
+                n.online += i64::from(up);
             }
         }
     }
@@ -94,15 +115,22 @@ pub(super) async fn resolve_district(
 async fn with_counts(st: &AppState, ds: Vec<District>) -> Result<Vec<DistrictView>, ApiError> {
     let codes: Vec<String> = ds.iter().map(|d| d.code.clone()).collect();
     let counts = st.store.camera_counts(&codes).await?;
-    let online = online_counts(st, &codes);
+    let live = live_counts(st, &codes);
     Ok(ds
         .into_iter()
-        .map(|d| DistrictView {
-            camera_count: counts.get(&d.code).copied().unwrap_or(0),
-            online_count: online.get(&d.code).copied().unwrap_or(0),
-            code: d.code,
-            name: d.name,
-            level: d.level,
+        .map(|d| {
+            let l = live.get(&d.code).copied().unwrap_or_default();
+            let per = |x: f64| (l.enabled > 0).then(|| x / l.enabled as f64);
+            DistrictView {
+                camera_count: counts.get(&d.code).copied().unwrap_or(0),
+                online_count: l.online,
+                enabled_count: l.enabled,
+                online_rate: per(l.online as f64),
+                target: per(l.target_sum),
+                code: d.code,
+                name: d.name,
+                level: d.level,
+            }
         })
         .collect())
 }
@@ -224,6 +252,9 @@ pub async fn get_district(
         "parent": parent,
         "camera_count": view.camera_count,
         "online_count": view.online_count,
+        "enabled_count": view.enabled_count,
+        "online_rate": view.online_rate,
+        "target": view.target,
         "path": path.iter().map(|p| json!({"code": p.code, "name": p.name, "level": p.level})).collect::<Vec<_>>(),
     })))
 }
@@ -445,16 +476,66 @@ pub async fn list_cameras(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut allowed = CAMERA_FILTERS.to_vec();
-    allowed.extend(["limit", "cursor"]);
+    allowed.extend(["limit", "cursor", "state"]);
     let q = QueryPairs::parse(raw.as_deref(), &allowed)?;
     let filter = camera_filter(&st, &caller, &q).await?;
     let lim = limit(&q)?;
-    let after = q.one("cursor")?.map(decode_cursor).transpose()?;
-    let rows = st
-        .store
-        .list_cameras(&filter, after.as_deref(), lim + 1)
-        .await?;
+    let mut after = q.one("cursor")?.map(decode_cursor).transpose()?;
+    let states = state_filter(&q)?;
+    if states.is_empty() {
+        let rows = st
+            .store
+            .list_cameras(&filter, after.as_deref(), lim + 1)
+            .await?;
+        return Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)));
+    }
+    // The state lives in memory, not in the database: read the filtered
+    // catalogue in ID order, a batch at a time, and keep the cameras in one
+    // of the states until the page is full.
+    let mut rows = Vec::new();
+    loop {
+        let batch = st
+            .store
+            .list_cameras(&filter, after.as_deref(), STATE_SCAN_BATCH)
+            .await?;
+        let done = (batch.len() as i64) < STATE_SCAN_BATCH;
+        after = batch.last().map(|c| c.id.clone());
+        for c in batch {
+            // The same state the page shows for the camera.
+            if states.contains(&super::health::state_of(&st, &c.id).0) {
+                rows.push(c);
+                if rows.len() as i64 > lim {
+                    break;
+                }
+            }
+        }
+        if done || rows.len() as i64 > lim {
+            break;
+        }
+    }
     Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)))
+}
+
+/// Cameras read per batch when filtering by state.
+const STATE_SCAN_BATCH: i64 = 1000;
+
+/// `state=online,degraded` (or repeated): the states asked for.
+fn state_filter(q: &QueryPairs) -> Result<Vec<HealthState>, ApiError> {
+    let mut out = Vec::new();
+    for v in q.all("state") {
+        for s in v.split(',').filter(|s| !s.is_empty()) {
+            out.push(s.parse::<HealthState>().map_err(|_| {
+                ApiError::bad_query(
+                    "state",
+                    format!(
+                        "state must be one of unknown, connecting, online, degraded, offline, disabled; got {:?}",
+                        clip(s)
+                    ),
+                )
+            })?);
+        }
+    }
+    Ok(out)
 }
 
 pub async fn get_camera(
@@ -638,8 +719,11 @@ pub async fn export_cameras(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let mut allowed = CAMERA_FILTERS.to_vec();
-    allowed.extend(["format", "lang"]);
+    allowed.extend(["format", "lang", "template"]);
     let q = QueryPairs::parse(raw.as_deref(), &allowed)?;
+    let template = q
+        .parse_one::<bool>("template", "true or false")?
+        .unwrap_or(false);
     match q.one("format")? {
         None | Some("csv") => {}
         Some(other) => {
@@ -655,14 +739,22 @@ pub async fn export_cameras(
         .transpose()
         .map_err(|e| ApiError::bad_query("lang", format!("lang {e}")))?
         .unwrap_or(HeaderLang::En);
-    let filter = camera_filter(&st, &caller, &q).await?;
+    let mut filter = camera_filter(&st, &caller, &q).await?;
+    if template {
+        // The header row alone: an import template in the chosen language.
+        filter.district = Some(super::auth::NOWHERE.to_string());
+    }
     let body = importer::export_csv(&*st.store, &filter, lang).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"cameras.csv\"",
+                if template {
+                    "attachment; filename=\"cameras-template.csv\""
+                } else {
+                    "attachment; filename=\"cameras.csv\""
+                },
             ),
         ],
         body,

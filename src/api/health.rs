@@ -208,9 +208,16 @@ pub async fn summary(
     let mut by_child: Vec<Group> = children.iter().map(|_| Group::default()).collect();
     let mut by_class: BTreeMap<i64, Group> = [1, 2, 3, 9].map(|c| (c, Group::default())).into();
     let mut below = Vec::new();
+    let mut offline = Vec::new();
     for c in &cams {
         let target = hc.target(c.point_type);
         let up_now = c.enabled && state_of(&st, &c.id).0.is_up();
+        if c.enabled
+            && let Some(rt) = st.pulls.runtime(&c.id)
+            && let (HealthState::Offline, reason, since, _) = rt.snapshot()
+        {
+            offline.push((since, c, reason));
+        }
         let u = kpi::uptime(
             before.get(c.id.as_str()).copied(),
             during.get(c.id.as_str()).map(Vec::as_slice).unwrap_or(&[]),
@@ -236,6 +243,7 @@ pub async fn summary(
         }
     }
     below.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    offline.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
     let below_total = below.len();
     let mut head = match &district {
         Some(d) => json!({"code": d.code, "name": d.name, "level": d.level}),
@@ -267,8 +275,20 @@ pub async fn summary(
             "target": t,
             "state": state_of(&st, &c.id).0,
         })).collect::<Vec<_>>(),
+        "offline_total": offline.len(),
+        "offline_longest": offline.iter().take(OFFLINE_SHOWN).map(|(since, c, reason)| json!({
+            "camera_id": c.id,
+            "name": c.name,
+            "district": c.district_code,
+            "point_type": c.point_type,
+            "since": rfc3339_ms(*since),
+            "reason": reason,
+        })).collect::<Vec<_>>(),
     })))
 }
+
+/// Cameras listed under `offline_longest`, at most.
+const OFFLINE_SHOWN: usize = 20;
 
 fn merge(into: &mut Value, from: Value) {
     if let (Value::Object(a), Value::Object(b)) = (into, from) {
@@ -276,17 +296,16 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
-/// `GET /api/v1/health/events?district=&since=&limit=&cursor=`: stored
-/// transitions, oldest first, paged by cursor.
-pub async fn events(
-    State(st): State<AppState>,
-    caller: Caller,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let q = QueryPairs::parse(raw.as_deref(), &["district", "since", "limit", "cursor"])?;
+/// The `district` parameter of a list, narrowed to the caller's scope
+/// (the `NOWHERE` code when outside it).
+async fn district_filter(
+    st: &AppState,
+    caller: &Caller,
+    q: &QueryPairs,
+) -> Result<Option<String>, ApiError> {
     let district = match q.one("district")? {
         Some(d) => Some(
-            resolve_district(&st, d)
+            resolve_district(st, d)
                 .await?
                 .ok_or_else(|| {
                     ApiError::bad_query(
@@ -298,7 +317,18 @@ pub async fn events(
         ),
         None => None,
     };
-    let district = caller.narrow(district);
+    Ok(caller.narrow(district))
+}
+
+/// `GET /api/v1/health/events?district=&since=&limit=&cursor=`: stored
+/// transitions, oldest first, paged by cursor.
+pub async fn events(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = QueryPairs::parse(raw.as_deref(), &["district", "since", "limit", "cursor"])?;
+    let district = district_filter(&st, &caller, &q).await?;
     let since = since_param(&q, st.config.health.offset())?;
     let lim = limit(&q)?;
     let after = id_cursor(&q)?;
@@ -357,4 +387,143 @@ fn parse_since(s: &str, offset: time::UtcOffset) -> Option<i64> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let d = time::Date::parse(s, &fmt).ok()?;
     Some(kpi::day_bounds_ms(d, offset).0)
+}
+
+/// Transitions read for one timeline, at most (a camera flapping every
+/// minute for a month).
+const TIMELINE_MAX: i64 = 50_000;
+
+/// `GET /api/v1/cameras/{id}/timeline?hours=24`: the camera's states over
+/// the last `hours` (1 to 744) as segments, and its availability there.
+pub async fn camera_timeline(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = QueryPairs::parse(raw.as_deref(), &["hours"])?;
+    let hours = q
+        .parse_one::<i64>("hours", "a whole number of hours from 1 to 744")?
+        .unwrap_or(24);
+    if !(1..=744).contains(&hours) {
+        return Err(ApiError::bad_query(
+            "hours",
+            format!("hours must be from 1 to 744 (31 days), got {hours}"),
+        ));
+    }
+    let cam = visible_camera(&st, &caller, &id).await?;
+    let until = now_ms();
+    let start = until - hours * 3_600_000;
+    let (before, during) = st
+        .store
+        .camera_window(&cam.id, start, until, TIMELINE_MAX)
+        .await?;
+    let parse = |s: &str| s.parse::<HealthState>().unwrap_or(HealthState::Unknown);
+    let change = |r: &TransitionRow| Change {
+        at_ms: r.at_ms,
+        from: parse(&r.from_state),
+        to: parse(&r.to_state),
+    };
+    let changes: Vec<Change> = during.iter().map(change).collect();
+    let uptime = kpi::uptime(before.as_ref().map(change), &changes, start, until);
+    // Segments: the state before the window, then each change's state.
+    let mut segments: Vec<(HealthState, i64, i64, Option<String>)> = Vec::new();
+    let mut state = before
+        .as_ref()
+        .map_or(HealthState::Unknown, |b| parse(&b.to_state));
+    let mut reason = before.as_ref().and_then(|b| b.reason.clone());
+    let mut at = start;
+    for r in &during {
+        if r.at_ms > at {
+            segments.push((state, at, r.at_ms, reason.clone()));
+        }
+        state = parse(&r.to_state);
+        reason = r.reason.clone();
+        at = r.at_ms.max(at);
+    }
+    if until > at {
+        segments.push((state, at, until, reason));
+    }
+    // Join neighbours in the same state (a reason change while offline).
+    let mut joined: Vec<(HealthState, i64, i64, Option<String>)> = Vec::new();
+    for seg in segments {
+        match joined.last_mut() {
+            Some(last) if last.0 == seg.0 => last.2 = seg.2,
+            _ => joined.push(seg),
+        }
+    }
+    Ok(Json(json!({
+        "camera_id": cam.id,
+        "from": rfc3339_ms(start),
+        "until": rfc3339_ms(until),
+        "availability": uptime.availability(),
+        "target": st.config.health.target(cam.point_type),
+        "transitions": during.len(),
+        "truncated": during.len() as i64 >= TIMELINE_MAX,
+        "segments": joined.iter().map(|(s, a, b, r)| json!({
+            "state": s,
+            "from": rfc3339_ms(*a),
+            "to": rfc3339_ms(*b),
+            "reason": r,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// A live stream ends after this; `EventSource` reconnects by itself, and
+/// the reconnection checks the credentials again.
+const STREAM_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `GET /api/v1/health/stream?district=CODE`: camera state changes in the
+/// caller's scope as Server-Sent Events, as they are recorded. Events:
+/// `transition` (the JSON of a stored transition, without its id) and
+/// `lagged` (changes were missed: reload what is shown).
+pub async fn stream(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let q = QueryPairs::parse(raw.as_deref(), &["district"])?;
+    let district = district_filter(&st, &caller, &q).await?;
+    let rx = st.pulls.changes();
+    let pulls = st.pulls.clone();
+    let deadline = tokio::time::Instant::now() + STREAM_FOR;
+    let events = futures_util::stream::unfold(rx, move |mut rx| {
+        let (pulls, district) = (pulls.clone(), district.clone());
+        async move {
+            loop {
+                let got = tokio::time::timeout_at(deadline, rx.recv()).await.ok()?;
+                let event = match got {
+                    Ok(t) => {
+                        let Some(code) = pulls.config(&t.camera_id).map(|c| c.district_code) else {
+                            continue;
+                        };
+                        if district.as_deref().is_some_and(|d| !code.starts_with(d)) {
+                            continue;
+                        }
+                        Event::default().event("transition").data(
+                            json!({
+                                "camera_id": t.camera_id,
+                                "district": code,
+                                "at": rfc3339_ms(t.at_ms),
+                                "from": t.from,
+                                "to": t.to,
+                                "reason": t.reason,
+                            })
+                            .to_string(),
+                        )
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
+                        .event("lagged")
+                        .data(json!({ "missed": n }).to_string()),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((Ok::<_, std::convert::Infallible>(event), rx));
+            }
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

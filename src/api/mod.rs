@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::config::Config;
@@ -24,6 +24,8 @@ pub mod extract;
 mod health;
 pub mod limit;
 pub mod openapi;
+pub mod ui;
+mod walls;
 
 pub use error::ApiError;
 
@@ -157,10 +159,18 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(access::revoke_link),
         )
         .route("/audit", get(access::list_audit))
+        .route("/me/walls", get(walls::list))
+        .route(
+            "/me/walls/{name}",
+            axum::routing::put(walls::put).delete(walls::delete),
+        )
+        .route("/cameras/{id}/timeline", get(health::camera_timeline))
+        .route("/health/stream", get(health::stream))
         .route("/health/summary", get(health::summary))
         .route("/health/events", get(health::events));
     Router::new()
-        .route("/", get(index))
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/live/{id}", get(crate::relay::live::handler))
@@ -181,10 +191,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("../web/index.html"))
 }
 
 /// Liveness: the process answers.

@@ -75,6 +75,11 @@ pub fn document() -> Value {
                "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true}),
     ];
     let mut list_params = camera_filters.clone();
+    list_params.push(q(
+        "state",
+        "Health states now, comma-separated or repeated (online, degraded, offline, connecting, unknown, disabled). Pages stay ordered by ID.",
+        json!({"type": "string"}),
+    ));
     list_params.push(limit.clone());
     list_params.push(cursor.clone());
     let mut export_params = camera_filters;
@@ -87,6 +92,11 @@ pub fn document() -> Value {
         "lang",
         "Header language: en (default) or zh (Chinese headers, with a BOM for spreadsheets).",
         json!({"type": "string", "enum": ["en", "zh"]}),
+    ));
+    export_params.push(q(
+        "template",
+        "true: the header row alone, an import template.",
+        json!({"type": "boolean"}),
     ));
 
     let coords = json!({"longitude": {"type": ["number", "null"], "minimum": -180, "maximum": 180, "description": "WGS-84 degrees"},
@@ -174,7 +184,26 @@ pub fn document() -> Value {
                 "parameters": [q("district", "Subtree filter (the district where the camera was at the change).", json!({"type": "string"})),
                                q("since", "RFC 3339 time, or a day (its start at health.utc_offset).", json!({"type": "string"})),
                                limit.clone(), cursor.clone()],
-                "responses": {"200": ok("A page of transitions.", page("Transition")), "400": err("Bad query.")}}}
+                "responses": {"200": ok("A page of transitions.", page("Transition")), "400": err("Bad query.")}}},
+            "/api/v1/health/stream": {"get": {
+                "summary": "State changes in the caller's scope as Server-Sent Events: `transition` (a Transition without id) and `lagged` (changes were missed; reload). The stream ends after 10 minutes; EventSource reconnects",
+                "parameters": [q("district", "Subtree filter.", json!({"type": "string"}))],
+                "responses": {"200": {"description": "The event stream.", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "400": err("Bad query.")}}},
+            "/api/v1/cameras/{id}/timeline": {"get": {
+                "summary": "A camera's states over the last hours, as segments, with its availability there",
+                "parameters": [p("id", "Camera ID."), q("hours", "1 to 744; 24 when absent.", json!({"type": "integer", "minimum": 1, "maximum": 744}))],
+                "responses": {"200": ok("The timeline.", r("Timeline")), "400": err("Bad query."), "404": err("Not found.")}}},
+            "/api/v1/me/walls": {"get": {
+                "summary": "The caller's video-wall layouts (any role)",
+                "responses": {"200": {"description": "`items`: the layouts by name.", "content": {"application/json": {"schema": {"type": "object", "properties": {"items": {"type": "array", "items": r("Wall")}}}}}}}}},
+            "/api/v1/me/walls/{name}": {
+                "put": {"summary": "Create or replace a video-wall layout (any role; at most 50)",
+                        "parameters": [p("name", "The layout's name, 1 to 64 characters.")],
+                        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tiles", "cameras"],
+                            "properties": {"tiles": {"type": "integer", "enum": [1, 4, 9, 16]}, "cameras": {"type": "array", "items": {"type": ["string", "null"]}}}}}}},
+                        "responses": {"200": ok("The stored layout.", r("Wall")), "400": err("Malformed JSON."), "415": err("Not JSON."), "422": err("A bad name, tile count or camera list, or too many walls.")}},
+                "delete": {"summary": "Delete a video-wall layout", "parameters": [p("name", "The layout's name.")],
+                           "responses": {"204": {"description": "Deleted."}, "404": err("No such layout.")}}}
     });
     let health_schemas = json!({
             "Transition": {"type": "object", "properties": {"id": {"type": "integer"}, "camera_id": {"type": "string"}, "district": {"type": "string"},
@@ -199,7 +228,20 @@ pub fn document() -> Value {
                 "below_target_total": {"type": "integer"},
                 "below_target": {"type": "array", "description": "The 100 lowest, lowest first", "items": {"type": "object", "properties": {
                     "camera_id": {"type": "string"}, "name": {"type": "string"}, "district": {"type": "string"}, "point_type": {"type": "integer"},
-                    "availability": {"type": "number"}, "target": {"type": "number"}, "state": r("State")}}}}}
+                    "availability": {"type": "number"}, "target": {"type": "number"}, "state": r("State")}}},
+                "offline_total": {"type": "integer", "description": "Enabled cameras offline now"},
+                "offline_longest": {"type": "array", "description": "The 20 offline longest, longest first", "items": {"type": "object", "properties": {
+                    "camera_id": {"type": "string"}, "name": {"type": "string"}, "district": {"type": "string"}, "point_type": {"type": "integer"},
+                    "since": {"type": "string", "format": "date-time"}, "reason": {"type": ["string", "null"]}}}}}},
+            "Timeline": {"type": "object", "properties": {"camera_id": {"type": "string"},
+                "from": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"},
+                "availability": {"type": ["number", "null"]}, "target": {"type": "number"}, "transitions": {"type": "integer"},
+                "truncated": {"type": "boolean", "description": "More than 50,000 transitions: the timeline stops at the last one read"},
+                "segments": {"type": "array", "items": {"type": "object", "properties": {"state": r("State"),
+                    "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}, "reason": {"type": ["string", "null"]}}}}}},
+            "Wall": {"type": "object", "properties": {"name": {"type": "string"}, "tiles": {"type": "integer", "enum": [1, 4, 9, 16]},
+                "cameras": {"type": "array", "items": {"type": ["string", "null"]}, "description": "A camera ID or null per tile"},
+                "updated_at": {"type": "string", "format": "date-time"}}}
     });
     let mut doc = json!({
         "openapi": "3.1.0",
@@ -260,7 +302,7 @@ pub fn document() -> Value {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message", "field"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
                 "details": {"type": "array", "items": {"type": "object"}}, "report": r("ImportReport")}}}},
-            "District": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer", "description": "1 province, 2 prefecture, 3 county, 4 township, 5 village"}, "camera_count": {"type": "integer"}, "online_count": {"type": "integer", "description": "Cameras in the subtree online or degraded now"}}},
+            "District": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer", "description": "1 province, 2 prefecture, 3 county, 4 township, 5 village"}, "camera_count": {"type": "integer"}, "online_count": {"type": "integer", "description": "Cameras in the subtree online or degraded now"}, "enabled_count": {"type": "integer", "description": "Enabled cameras in the subtree"}, "online_rate": {"type": ["number", "null"], "description": "online_count / enabled_count"}, "target": {"type": ["number", "null"], "description": "The mean availability target of the enabled cameras"}}},
             "DistrictDetail": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer"}, "parent": {"type": ["string", "null"]}, "camera_count": {"type": "integer"},
                 "path": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "integer"}}}}}},
             "Checkpoint": checkpoint,

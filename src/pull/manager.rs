@@ -20,6 +20,9 @@ use crate::catalogue::{Camera, PullMode};
 use crate::fanout::{Fanout, Subscriber};
 use crate::health::{State, Transition};
 
+/// Transitions buffered for live views before a slow one lags.
+const CHANGES_BUFFER: usize = 4096;
+
 /// What the manager needs to know of a camera.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullConfig {
@@ -32,6 +35,8 @@ pub struct PullConfig {
     /// Name and checkpoint, for webhooks.
     pub name: String,
     pub checkpoint_id: Option<String>,
+    /// GB/T 28181 point class (1, 2, 3 or 9): picks the availability target.
+    pub point_type: i64,
 }
 
 impl PullConfig {
@@ -49,6 +54,7 @@ impl PullConfig {
             district_code: c.district_code.clone(),
             name: c.name.clone(),
             checkpoint_id: c.checkpoint_id.clone(),
+            point_type: c.point_type,
         }
     }
 }
@@ -71,6 +77,8 @@ pub struct PullManager {
     viewers: mpsc::UnboundedSender<(String, usize)>,
     /// Counts of removed cameras, so gateway totals never go down.
     retired: Mutex<Totals>,
+    /// Every recorded transition, for live views (the web UI's stream).
+    changes: tokio::sync::broadcast::Sender<Transition>,
 }
 
 /// Gateway-wide sums of every camera's fan-out counters,
@@ -114,6 +122,7 @@ impl PullManager {
             slots: Mutex::new(HashMap::new()),
             viewers,
             retired: Mutex::new(Totals::default()),
+            changes: tokio::sync::broadcast::channel(CHANGES_BUFFER).0,
         });
         let weak = Arc::downgrade(&m);
         m.tracker.spawn(async move {
@@ -175,6 +184,17 @@ impl PullManager {
     }
 
     /// Adds or updates a camera and starts or stops its pull as needed.
+    /// Transitions as they are recorded (see [`PullManager::publish`]). A
+    /// receiver that falls more than a few thousand behind gets `Lagged`.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Transition> {
+        self.changes.subscribe()
+    }
+
+    /// Hands a recorded transition to live views.
+    pub fn publish(&self, t: Transition) {
+        let _ = self.changes.send(t);
+    }
+
     pub fn upsert(&self, cfg: PullConfig) {
         self.upsert_with_delay(cfg, Duration::ZERO);
     }

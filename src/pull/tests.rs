@@ -128,6 +128,7 @@ fn cfg(id: &str, url: &str, mode: PullMode) -> PullConfig {
         district_code: "620602".into(),
         name: id.to_string(),
         checkpoint_id: None,
+        point_type: 1,
     }
 }
 

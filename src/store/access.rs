@@ -206,6 +206,21 @@ pub trait AccessStore: Send + Sync {
     async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// The web UI's video-wall layouts of `owner` (a principal's label),
+    /// by name: (name, layout JSON, updated at).
+    async fn walls(&self, owner: &str) -> Result<Vec<(String, String, i64)>, StoreError>;
+    /// Creates or replaces a layout.
+    async fn put_wall(
+        &self,
+        owner: &str,
+        name: &str,
+        layout: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Deletes a layout; false when there was none.
+    async fn delete_wall(&self, owner: &str, name: &str) -> Result<bool, StoreError>;
+
     /// Stores `value` unless `key` has one already; the stored value.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
@@ -583,6 +598,46 @@ macro_rules! impl_access_store {
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn walls(&self, owner: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT name, layout, updated_at_ms FROM wall_layouts WHERE owner = $1 ORDER BY name",
+                )
+                .bind(owner)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn put_wall(
+                &self,
+                owner: &str,
+                name: &str,
+                layout: &str,
+                now_ms: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO wall_layouts (owner, name, layout, updated_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (owner, name) DO UPDATE SET layout = excluded.layout, \
+                     updated_at_ms = excluded.updated_at_ms",
+                )
+                .bind(owner)
+                .bind(name)
+                .bind(layout)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_wall(&self, owner: &str, name: &str) -> Result<bool, StoreError> {
+                Ok(sqlx::query("DELETE FROM wall_layouts WHERE owner = $1 AND name = $2")
+                    .bind(owner)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    > 0)
             }
 
             async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {

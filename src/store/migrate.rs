@@ -26,6 +26,7 @@ pub const SQLITE: &[Migration] = &[
         "digest",
         include_str!("migrations/sqlite/0004_digest.sql"),
     ),
+    (5, "walls", include_str!("migrations/sqlite/0005_walls.sql")),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -48,5 +49,10 @@ pub const POSTGRES: &[Migration] = &[
         4,
         "digest",
         include_str!("migrations/postgres/0004_digest.sql"),
+    ),
+    (
+        5,
+        "walls",
+        include_str!("migrations/postgres/0005_walls.sql"),
     ),
 ];

@@ -182,6 +182,15 @@ pub trait Store: access::AccessStore + Send + Sync + 'static {
         camera_id: &str,
         limit: i64,
     ) -> Result<Vec<TransitionRow>, StoreError>;
+    /// One camera's history over `[start_ms, end_ms)`: its last transition
+    /// before the window and the first `limit` inside it, oldest first.
+    async fn camera_window(
+        &self,
+        camera_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: i64,
+    ) -> Result<(Option<TransitionRow>, Vec<TransitionRow>), StoreError>;
     /// Transitions in a district subtree (all when `None`), at or after
     /// `since_ms`, with ID greater than `after_id`, oldest first.
     async fn list_transitions(

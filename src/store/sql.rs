@@ -956,6 +956,36 @@ macro_rules! impl_store {
                 .await?)
             }
 
+            async fn camera_window(
+                &self,
+                camera_id: &str,
+                start_ms: i64,
+                end_ms: i64,
+                limit: i64,
+            ) -> Result<(Option<TransitionRow>, Vec<TransitionRow>), StoreError> {
+                let before = sqlx::query_as(
+                    "SELECT id, camera_id, district_code, at_ms, from_state, to_state, reason \
+                     FROM camera_transitions WHERE camera_id = $1 AND at_ms < $2 \
+                     ORDER BY at_ms DESC, id DESC LIMIT 1",
+                )
+                .bind(camera_id)
+                .bind(start_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+                let during = sqlx::query_as(
+                    "SELECT id, camera_id, district_code, at_ms, from_state, to_state, reason \
+                     FROM camera_transitions WHERE camera_id = $1 AND at_ms >= $2 AND at_ms < $3 \
+                     ORDER BY at_ms, id LIMIT $4",
+                )
+                .bind(camera_id)
+                .bind(start_ms)
+                .bind(end_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok((before, during))
+            }
+
             async fn list_transitions(
                 &self,
                 district: Option<&str>,
