@@ -284,10 +284,16 @@ async fn embed_policy(
             policy.frame_ancestors.clone(),
         );
     } else {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("frame-ancestors 'self'"),
-        );
+        // A page's own policy (the UI's) keeps its directives.
+        let csp = match h
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(own) => HeaderValue::from_str(&format!("{own}; frame-ancestors 'self'"))
+                .unwrap_or(HeaderValue::from_static("frame-ancestors 'self'")),
+            None => HeaderValue::from_static("frame-ancestors 'self'"),
+        };
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
         h.insert(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("SAMEORIGIN"),

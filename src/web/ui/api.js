@@ -19,7 +19,7 @@ export function setUnauthorizedHandler(f) {
 
 /** fetch under /api/v1, JSON in and out. */
 export async function api(path, opts = {}) {
-  const init = { method: opts.method || 'GET', headers: {}, credentials: 'same-origin' };
+  const init = { method: opts.method || 'GET', headers: {}, credentials: 'same-origin', signal: opts.signal };
   if (opts.json !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(opts.json);

@@ -110,9 +110,13 @@ export function show(view, r) {
       cps.items.map((c) => h('option', { value: c.id, selected: c.id === filters.checkpoint }, c.name)));
   }
 
+  // One page request at a time: a newer one cancels the one in flight.
   let loading = 0;
+  let inflight = null;
   async function loadPage() {
     const mine = ++loading;
+    if (inflight) inflight.abort();
+    inflight = new AbortController();
     error.textContent = '';
     const { cursor, ...exportFilters } = query(null);
     delete exportFilters.limit;
@@ -120,9 +124,9 @@ export function show(view, r) {
     exportLink.href = '/api/v1/cameras/export' + qs({ ...exportFilters, format: 'csv', lang: 'zh' });
     let page;
     try {
-      page = await api('/cameras' + qs(query(cursors[pageNo])));
+      page = await api('/cameras' + qs(query(cursors[pageNo])), { signal: inflight.signal });
     } catch (e) {
-      if (mine === loading) error.textContent = errorText(e);
+      if (mine === loading && e.name !== 'AbortError') error.textContent = errorText(e);
       return;
     }
     if (mine !== loading) return; // a newer request replaced this one
