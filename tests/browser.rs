@@ -17,36 +17,9 @@ mod support;
 
 use support::Demo;
 
-fn browser_ready() -> bool {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("CAMGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing: Vec<&str> = [
-        (!Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()))
-        .then_some("node"),
-        (!Path::new(&chromium).exists()).then_some("chromium"),
-        (!dir.join("node_modules/playwright-core").exists())
-            .then_some("playwright-core (npm ci --prefix tests/browser)"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
-        "browser tests need {missing:?} (CAMGATE_REQUIRE_TOOLS=1)"
-    );
-    eprintln!("SKIPPED: browser tests need {missing:?}; tests/run.sh installs them");
-    false
-}
-
 #[test]
 fn the_embed_page_plays_in_chromium_over_websocket_and_over_ll_hls() {
-    if !browser_ready() {
+    if !support::browser_ready() {
         return;
     }
     // Without the gstreamer feature this is the plain demo, as `cargo run

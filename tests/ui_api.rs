@@ -141,7 +141,10 @@ async fn walls_are_kept_per_principal(app: TestApp) {
     }
     let (s, v) = put(as_viewer.clone(), "x", json!({"tiles": 1})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "missing cameras: {v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("cameras"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("cameras"),
+        "{v}"
+    );
     let long = "w".repeat(65);
     let (s, v) = put(
         as_viewer.clone(),

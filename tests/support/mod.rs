@@ -221,3 +221,33 @@ pub fn decode_errors(path: &str) -> String {
     assert!(out.status.success(), "ffmpeg could not decode {path}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Whether node, Chromium and playwright-core (tests/browser) are there;
+/// without them the caller skips, saying so, unless CAMGATE_REQUIRE_TOOLS=1
+/// makes that a failure.
+pub fn browser_ready() -> bool {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CAMGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (!Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()))
+        .then_some("node"),
+        (!std::path::Path::new(&chromium).exists()).then_some("chromium"),
+        (!dir.join("node_modules/playwright-core").exists())
+            .then_some("playwright-core (npm ci --prefix tests/browser)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CAMGATE_REQUIRE_TOOLS").is_none(),
+        "browser tests need {missing:?} (CAMGATE_REQUIRE_TOOLS=1)"
+    );
+    eprintln!("SKIPPED: browser tests need {missing:?}; tests/run.sh installs them");
+    false
+}

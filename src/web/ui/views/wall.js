@@ -57,8 +57,7 @@ export async function show(view) {
   }
 
   function place(cam) {
-    layout.cameras[selected] = cam.id;
-    render();
+    setTile(selected, cam.id);
     selected = (selected + 1) % layout.tiles;
     highlight();
   }
@@ -75,31 +74,44 @@ export async function show(view) {
     [...wall.children].forEach((el, i) => el.classList.toggle('selected', i === selected));
   }
 
+  /** The tile element for position `i` of the layout. */
+  async function buildTile(i) {
+    const id = layout.cameras[i];
+    let el;
+    if (!id) el = tile(null);
+    else {
+      try {
+        el = tile(await api('/cameras/' + encodeURIComponent(id)));
+      } catch (e) {
+        el = tile(null, e.status === 404 ? t('wall.no_permission') : errorText(e));
+      }
+    }
+    el.tabIndex = 0;
+    el.setAttribute('role', 'gridcell');
+    el.setAttribute('aria-label', t('wall.tile', { n: i + 1 }));
+    el.addEventListener('click', () => { selected = i; highlight(); });
+    el.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') { selected = i; highlight(); picker.hidden = false; search.focus(); }
+      if (ev.key === 'Delete') setTile(i, null);
+    });
+    if (id) {
+      el.append(h('button', { type: 'button', class: 'clear', 'aria-label': t('wall.clear'), onclick: (ev) => { ev.stopPropagation(); setTile(i, null); } }, '×'));
+    }
+    return el;
+  }
+
+  /** Puts camera `id` (or nothing) on tile `i`; the other tiles keep playing. */
+  async function setTile(i, id) {
+    layout.cameras[i] = id;
+    const el = await buildTile(i);
+    if (wall.children[i]) wall.children[i].replaceWith(el);
+    highlight();
+  }
+
   async function render() {
     wall.className = 'wall n' + layout.tiles;
     for (const b of sizeButtons) b.setAttribute('aria-pressed', String(Number(b.dataset.tiles) === layout.tiles));
-    nameInput.value = layout.name;
-    const tiles = await Promise.all(layout.cameras.map(async (id) => {
-      if (!id) return tile(null);
-      try {
-        return tile(await api('/cameras/' + encodeURIComponent(id)));
-      } catch (e) {
-        return tile(null, e.status === 404 ? t('wall.no_permission') : errorText(e));
-      }
-    }));
-    tiles.forEach((el, i) => {
-      el.tabIndex = 0;
-      el.setAttribute('role', 'gridcell');
-      el.setAttribute('aria-label', t('wall.tile', { n: i + 1 }));
-      el.addEventListener('click', () => { selected = i; highlight(); });
-      el.addEventListener('keydown', (ev) => {
-        if (ev.key === 'Enter') { selected = i; highlight(); picker.hidden = false; search.focus(); }
-        if (ev.key === 'Delete') { layout.cameras[i] = null; render(); }
-      });
-      if (layout.cameras[i]) {
-        el.append(h('button', { type: 'button', class: 'clear', 'aria-label': t('wall.clear'), onclick: (ev) => { ev.stopPropagation(); layout.cameras[i] = null; render(); } }, '×'));
-      }
-    });
+    const tiles = await Promise.all(layout.cameras.map((_, i) => buildTile(i)));
     wall.replaceChildren(...tiles);
     highlight();
   }
@@ -116,6 +128,7 @@ export async function show(view) {
     if (!w) return;
     layout = { name: w.name, tiles: w.tiles, cameras: w.cameras };
     localStorage.setItem('camgate.wall', w.name);
+    nameInput.value = w.name;
     selected = 0;
     render();
   }
@@ -142,6 +155,7 @@ export async function show(view) {
       layout = { name: w.name, tiles: w.tiles, cameras: w.cameras };
       layouts.value = w.name;
     }
+    nameInput.value = layout.name;
   } catch (e) {
     toast(errorText(e), 'error');
   }
@@ -149,8 +163,10 @@ export async function show(view) {
   tree = districtTree(treeBox, { onSelect: (d) => find({ district: d.code }) });
   tree.ready.catch(() => {});
   // A camera going offline or back changes what its tile shows.
+  const playable = (state) => state !== 'offline' && state !== 'disabled';
   const close = watchStates(null, (tr) => {
-    if (layout.cameras.includes(tr.camera_id) && (tr.to === 'offline' || tr.from === 'offline' || tr.to === 'disabled')) render();
+    if (playable(tr.from) === playable(tr.to)) return;
+    layout.cameras.forEach((id, i) => { if (id === tr.camera_id) setTile(i, id); });
   });
   return close;
 }
