@@ -60,8 +60,10 @@ fn operator_ui_in_chromium() {
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
     config.catalogue.load_builtin_districts = true;
     config.server.listen = "127.0.0.1:0".into();
     config.metrics.listen = String::new();
