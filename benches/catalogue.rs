@@ -343,6 +343,35 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
             pct(&v, 0.99)
         );
     }
+    // The state filter (the web UI's): states live in memory, so the list
+    // reads the catalogue in batches. Nothing is pulled here, every camera
+    // is `unknown`: `offline` matches none and reads the whole catalogue
+    // (the worst case), `unknown` in a county fills its page at once.
+    for (label, q) in [
+        (
+            "state, no match (whole scan)",
+            "/api/v1/cameras?state=offline&limit=50".to_string(),
+        ),
+        (
+            "state, county, all match",
+            format!(
+                "/api/v1/cameras?state=unknown&district={}&limit=50",
+                counties[0].code
+            ),
+        ),
+    ] {
+        let mut v = Vec::new();
+        for _ in 0..50 {
+            v.push(timed_get(&router, &q).await);
+        }
+        v.sort();
+        println!(
+            "  {label:<28} n={:<4} p50 {:.2} ms  p99 {:.2} ms",
+            v.len(),
+            pct(&v, 0.5),
+            pct(&v, 0.99)
+        );
+    }
 
     // District children with subtree counts.
     let mut child_queries = vec![

@@ -220,16 +220,22 @@ pub async fn import_csv(
 pub async fn export_csv(
     store: &dyn Store,
     filter: &crate::store::CameraFilter,
+    keep: &(dyn Fn(&crate::catalogue::Camera) -> bool + Send + Sync),
     lang: csv::HeaderLang,
 ) -> Result<Vec<u8>, StoreError> {
     let mut w = csv::writer(lang).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut after: Option<String> = None;
     loop {
-        let page = store.list_cameras(filter, after.as_deref(), 1000).await?;
+        let mut page = store.list_cameras(filter, after.as_deref(), 1000).await?;
+        let next = match page.last() {
+            Some(last) if page.len() == 1000 => Some(last.id.clone()),
+            _ => None,
+        };
+        page.retain(|c| keep(c));
         csv::write_rows(&mut w, &page).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        match page.last() {
-            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
-            _ => break,
+        match next {
+            Some(id) => after = Some(id),
+            None => break,
         }
     }
     w.into_inner()

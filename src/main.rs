@@ -314,7 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             logging::init("warn", &config.log.format);
             let lang: HeaderLang = lang.parse().map_err(|e| anyhow::anyhow!("--lang {e}"))?;
             let store = app::open_store(&config).await?;
-            let bytes = importer::export_csv(&*store, &Default::default(), lang).await?;
+            let bytes = importer::export_csv(&*store, &Default::default(), &|_| true, lang).await?;
             store.close().await;
             match out {
                 Some(path) => {

@@ -69,17 +69,26 @@ mod sim {
     }
 
     /// Lets the frame-rate window fill (4 s), then checks that the camera
-    /// is still online at `fps` within 10 %; returns its stats.
+    /// stays online and reads `fps` within 10 %; returns its stats.
+    ///
+    /// The simulator encodes in software on a shared 2-core machine where
+    /// other tests encode too: for a few seconds it can fall behind and
+    /// really send fewer frames. So the reading is taken once a second for
+    /// up to 16 s and the first one within 10 % passes; a rate computed
+    /// wrongly (a doubled or halved count, a wrong clock) never gets there.
     async fn steady_at(rt: &CameraRuntime, fps: f64) -> LiveStats {
         tokio::time::sleep(Duration::from_secs(4)).await;
-        let (state, _, _, stats) = rt.snapshot();
-        assert_eq!(state, State::Online);
-        assert!(
-            (stats.frame_rate - fps).abs() <= fps * 0.1,
-            "frame rate {} within 10 % of {fps}",
-            stats.frame_rate
-        );
-        stats
+        let mut readings = Vec::new();
+        for _ in 0..16 {
+            let (state, _, _, stats) = rt.snapshot();
+            assert_eq!(state, State::Online, "readings so far {readings:?}");
+            if (stats.frame_rate - fps).abs() <= fps * 0.1 {
+                return stats;
+            }
+            readings.push(stats.frame_rate);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("frame rate never within 10 % of {fps} in 16 s: {readings:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

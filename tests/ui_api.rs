@@ -266,6 +266,37 @@ async fn the_camera_list_filters_by_state(app: TestApp) {
         (s, v["error"]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("state"))
     );
+    // The export takes the same filter (the catalogue's export link
+    // carries the current selection, state included).
+    let lines = |t: &str| t.lines().filter(|l| !l.trim().is_empty()).count();
+    let (s, t) = app
+        .raw(
+            Method::GET,
+            "/api/v1/cameras/export?state=online",
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!((s, lines(&t)), (StatusCode::OK, 1), "{t}");
+    let (s, t) = app
+        .raw(
+            Method::GET,
+            "/api/v1/cameras/export?state=unknown",
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!((s, lines(&t)), (StatusCode::OK, 1 + ids.len()), "{t}");
+    let (s, t) = app
+        .raw(
+            Method::GET,
+            "/api/v1/cameras/export?state=sleeping",
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{t}");
+    assert!(t.contains("\"field\":\"state\""), "{t}");
 }
 
 async fn the_import_template_is_the_header_alone(app: TestApp) {

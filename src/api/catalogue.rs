@@ -719,8 +719,9 @@ pub async fn export_cameras(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let mut allowed = CAMERA_FILTERS.to_vec();
-    allowed.extend(["format", "lang", "template"]);
+    allowed.extend(["format", "lang", "template", "state"]);
     let q = QueryPairs::parse(raw.as_deref(), &allowed)?;
+    let states = state_filter(&q)?;
     let template = q
         .parse_one::<bool>("template", "true or false")?
         .unwrap_or(false);
@@ -744,7 +745,11 @@ pub async fn export_cameras(
         // The header row alone: an import template in the chosen language.
         filter.district = Some(super::auth::NOWHERE.to_string());
     }
-    let body = importer::export_csv(&*st.store, &filter, lang).await?;
+    // States live in memory, not in the store: filtered page by page.
+    let keep = |c: &crate::catalogue::Camera| {
+        states.is_empty() || states.contains(&super::health::state_of(&st, &c.id).0)
+    };
+    let body = importer::export_csv(&*st.store, &filter, &keep, lang).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -48,7 +48,7 @@ pub fn document() -> Value {
         "`next_cursor` of the previous page.",
         json!({"type": "string"}),
     );
-    let camera_filters = vec![
+    let mut camera_filters = vec![
         q(
             "q",
             "Substring of name, ID or address.",
@@ -74,12 +74,12 @@ pub fn document() -> Value {
         json!({"name": "tag", "in": "query", "required": false, "description": "key:value; repeat for several (all must match).",
                "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true}),
     ];
-    let mut list_params = camera_filters.clone();
-    list_params.push(q(
+    camera_filters.push(q(
         "state",
         "Health states now, comma-separated or repeated (online, degraded, offline, connecting, unknown, disabled). Pages stay ordered by ID.",
         json!({"type": "string"}),
     ));
+    let mut list_params = camera_filters.clone();
     list_params.push(limit.clone());
     list_params.push(cursor.clone());
     let mut export_params = camera_filters;

@@ -291,7 +291,31 @@ impl TestApp {
             .await
             .unwrap();
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let event_stream = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let bytes = if event_stream {
+            // An event stream stays open for minutes: read what comes in
+            // the first 200 ms.
+            let mut body = resp.into_body();
+            let mut out = Vec::new();
+            let until = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+            while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, body.frame()).await {
+                if let Some(data) = frame.data_ref() {
+                    out.extend_from_slice(data);
+                }
+            }
+            out
+        } else {
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        };
         let text = String::from_utf8_lossy(&bytes).to_string();
         assert!(
             !text.contains(SECRET_MARK),

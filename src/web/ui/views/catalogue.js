@@ -120,7 +120,6 @@ export function show(view, r) {
     error.textContent = '';
     const { cursor, ...exportFilters } = query(null);
     delete exportFilters.limit;
-    delete exportFilters.state;
     exportLink.href = '/api/v1/cameras/export' + qs({ ...exportFilters, format: 'csv', lang: 'zh' });
     let page;
     try {
