@@ -180,6 +180,62 @@ mod tests {
         assert!(checked > 100, "only {checked} keys found in the scripts");
     }
 
+    /// Every code a field or CSV row problem can carry has a `rowerr.`
+    /// message: the UI shows it before the server's (English) details.
+    /// The codes are read from the sources that make them.
+    #[test]
+    fn every_problem_code_has_a_message() {
+        let (_, _, body) = ASSETS
+            .iter()
+            .find(|a| a.0 == "messages/zh-CN.json")
+            .unwrap();
+        let zh: serde_json::Map<String, serde_json::Value> = serde_json::from_str(body).unwrap();
+        /// The string literal that starts `s` (after blanks), if any.
+        fn literal(s: &str) -> Option<&str> {
+            let s = s.trim_start().strip_prefix('"')?;
+            let end = s.find('"')?;
+            let code = &s[..end];
+            code.bytes()
+                .all(|c| c.is_ascii_lowercase() || c == b'_')
+                .then_some(code)
+        }
+        let sources = [
+            include_str!("../catalogue/validate.rs"),
+            include_str!("../catalogue/csv.rs"),
+            include_str!("../importer.rs"),
+            include_str!("walls.rs"),
+        ];
+        let mut codes = std::collections::BTreeSet::new();
+        for src in sources {
+            // FieldError::new(field, "code", ...): the second argument.
+            for (at, m) in src.match_indices("FieldError::new(") {
+                let rest = &src[at + m.len()..];
+                if let Some(code) = rest.split_once(',').and_then(|(_, r)| literal(r)) {
+                    codes.insert(code);
+                }
+            }
+            // err("code", ...), header_err("code", ...), code: "code".into(),
+            // e.code = "code".into().
+            for pat in ["err(", "code: ", "code = "] {
+                for (at, m) in src.match_indices(pat) {
+                    if let Some(code) = literal(&src[at + m.len()..]) {
+                        codes.insert(code);
+                    }
+                }
+            }
+        }
+        assert!(
+            codes.len() >= 20,
+            "only {} codes found: {codes:?}",
+            codes.len()
+        );
+        let missing: Vec<_> = codes
+            .iter()
+            .filter(|c| !zh.contains_key(&format!("rowerr.{c}")))
+            .collect();
+        assert!(missing.is_empty(), "no rowerr. message for {missing:?}");
+    }
+
     #[test]
     fn assets_revalidate_with_etags() {
         let r = serve("app.js", &HeaderMap::new());

@@ -185,6 +185,9 @@ await step("import-two-bad-rows", async () => {
   await page.waitForSelector("#import-errors tbody tr");
   const rows = await page.$$eval("#import-errors tbody tr", (t) => t.map((r) => [...r.children].map((c) => c.textContent)));
   check(rows.length === 2, `two bad rows reported: ${JSON.stringify(rows)}`);
+  check(rows[0][0] === "3" && rows[1][0] === "5", `the bad rows' lines: ${JSON.stringify(rows)}`);
+  // The problem in the operator's language, the server's details after it.
+  check(rows[0][2].startsWith("行政区划不存在（") && rows[0][2].includes("999999"), `problem in Chinese: ${rows[0][2]}`);
   found.import_errors = rows;
   check(await page.isDisabled("#import-confirm"), "a failed check cannot be imported");
   await shot("06-import");

@@ -2,7 +2,7 @@
 // navigation for the user's role, the language switch and the session.
 
 import { h, mount } from './dom.js';
-import { t, initI18n, setLang, currentLang } from './i18n.js';
+import { t, has, initI18n, setLang, currentLang } from './i18n.js';
 import { api, setUnauthorizedHandler } from './api.js';
 
 const VIEWS = {
@@ -64,6 +64,16 @@ export function toast(text, kind = 'info') {
   mount(el, h('div', { class: 'toast ' + kind }, text));
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => el.replaceChildren(), 5000);
+}
+
+/** A field's problem (an import row's, or a failed validation's): the
+ * field's name and the code's translation, then the server's details
+ * (which name the values at fault, in English). */
+export function problemText(code, field, message) {
+  const label = has('rowerr.' + code) ? t('rowerr.' + code) : null;
+  const name = field && has('col.' + field) ? t('col.' + field) : null;
+  const head = name && label ? t('problem.field', { name, label }) : name || label;
+  return head ? t('problem.detail', { head, detail: message }) : message;
 }
 
 /** The message for an API error: its code's translation when there is

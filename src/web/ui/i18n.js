@@ -29,6 +29,11 @@ export async function setLang(l) {
   await load(l);
 }
 
+/** Whether there is a message `key` (for keys built from server codes). */
+export function has(key) {
+  return key in messages;
+}
+
 /** The message `key` with `{name}` placeholders filled from `vars`. */
 export function t(key, vars) {
   let s = messages[key];

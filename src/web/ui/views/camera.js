@@ -6,7 +6,7 @@
 import { h, mount, pct, when } from '../dom.js';
 import { t } from '../i18n.js';
 import { api } from '../api.js';
-import { can, href, errorText, toast } from '../app.js';
+import { can, href, errorText, problemText, toast } from '../app.js';
 import { stateBadge, watchStates } from './catalogue.js';
 
 export async function show(view, r) {
@@ -106,7 +106,7 @@ export async function show(view, r) {
           toast(t('camera.saved'));
           renderFields();
         } catch (e) {
-          msg.textContent = errorText(e) + (e.field ? ` (${e.field})` : '');
+          msg.textContent = e.field ? problemText(e.code, e.field, e.message) : errorText(e);
           if (e.field && fields[e.field]) fields[e.field].focus();
         }
       },

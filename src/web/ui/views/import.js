@@ -5,14 +5,7 @@
 import { h, mount } from '../dom.js';
 import { t } from '../i18n.js';
 import { api } from '../api.js';
-import { errorText, href } from '../app.js';
-
-/** A row problem: its code's label when there is one, and the details. */
-function rowError(e) {
-  const key = 'rowerr.' + e.code;
-  const label = t(key);
-  return label === key ? e.message : `${label}: ${e.message}`;
-}
+import { errorText, href, problemText } from '../app.js';
 
 export function show(view) {
   const file = h('input', { type: 'file', id: 'csv-file', accept: '.csv,text/csv', 'aria-label': t('import.file') });
@@ -74,6 +67,6 @@ export function show(view) {
         h('tbody', {}, r.errors.map((e) => h('tr', {},
           h('td', {}, String(e.line)),
           h('td', {}, e.column ? `${e.column}${e.column_index ? ` (${e.column_index})` : ''}` : '–'),
-          h('td', { class: 'msg' }, rowError(e)))))));
+          h('td', { class: 'msg' }, problemText(e.code, null, e.message)))))));
   }
 }
