@@ -222,7 +222,8 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
     let mut config = Config::default();
     config.database.url = db.url.clone();
     // No camera is pulled here: the manager only answers the lists' state
-    // and online counts (all `unknown`).
+    // and online counts (all `unknown` until the state filter's part below
+    // gives them states).
     let (events, _) = tokio::sync::mpsc::unbounded_channel();
     let pulls = camgate::pull::PullManager::new(
         Arc::new(camgate::pull::retina_source::RetinaSource),
@@ -237,7 +238,7 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
     let state = AppState::build(
         store.clone(),
         Arc::new(config),
-        pulls,
+        pulls.clone(),
         Default::default(),
         Default::default(),
         store.credential_cipher(),
@@ -343,21 +344,69 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
             pct(&v, 0.99)
         );
     }
-    // The state filter (the web UI's): states live in memory, so the list
-    // reads the catalogue in batches. Nothing is pulled here, every camera
-    // is `unknown`: `offline` matches none and reads the whole catalogue
-    // (the worst case), `unknown` in a county fills its page at once.
+    // The state filter (the web UI's). States live in memory: the manager
+    // holds every camera (on demand, so nothing is pulled) and the bench
+    // gives them a healthy network's states, by index: 4 % offline, 1 %
+    // degraded, the rest online. A minority state is looked up in memory
+    // and read from the store by ID; a majority state reads the catalogue
+    // in batches and fills its page at once; `unknown` (now none) reads the
+    // whole catalogue in batches: the worst case.
+    let mut after: Option<String> = None;
+    let mut held = 0usize;
+    loop {
+        let page = store
+            .list_cameras(&Default::default(), after.as_deref(), 1000)
+            .await
+            .unwrap();
+        for c in &page {
+            let mut cfg = camgate::pull::PullConfig::from_camera(c);
+            cfg.pull_mode = camgate::catalogue::PullMode::OnDemand;
+            pulls.upsert(cfg);
+            let rt = pulls.runtime(&c.id).unwrap();
+            let (s, reason) = match held % 100 {
+                0..=3 => (
+                    camgate::health::State::Offline,
+                    Some(camgate::health::Reason::Unreachable),
+                ),
+                4 => (camgate::health::State::Degraded, None),
+                _ => (camgate::health::State::Online, None),
+            };
+            rt.set_state(s, reason);
+            held += 1;
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    assert_eq!(held, n);
+    let small = counties[counties.len() / 2].code.clone();
     for (label, q) in [
         (
-            "state, no match (whole scan)",
+            "state=offline (4 %)",
             "/api/v1/cameras?state=offline&limit=50".to_string(),
         ),
         (
-            "state, county, all match",
+            "state=offline, county",
             format!(
-                "/api/v1/cameras?state=unknown&district={}&limit=50",
+                "/api/v1/cameras?state=offline&district={}&limit=50",
                 counties[0].code
             ),
+        ),
+        (
+            "state=degraded, small county",
+            format!("/api/v1/cameras?state=degraded&district={small}&limit=50"),
+        ),
+        (
+            "state=online, county (95 %)",
+            format!(
+                "/api/v1/cameras?state=online&district={}&limit=50",
+                counties[0].code
+            ),
+        ),
+        (
+            "state=unknown (whole scan)",
+            "/api/v1/cameras?state=unknown&limit=50".to_string(),
         ),
     ] {
         let mut v = Vec::new();

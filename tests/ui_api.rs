@@ -21,6 +21,7 @@ both_backends!(
     walls_are_kept_per_principal,
     timelines_are_segments_of_stored_transitions,
     the_camera_list_filters_by_state,
+    the_state_filter_reads_few_cameras_by_id,
     the_import_template_is_the_header_alone,
     the_state_stream_keeps_to_the_scope,
 );
@@ -297,6 +298,94 @@ async fn the_camera_list_filters_by_state(app: TestApp) {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{t}");
     assert!(t.contains("\"field\":\"state\""), "{t}");
+}
+
+/// States other than `unknown` are looked up in memory and the store is
+/// asked for those IDs only when they are a minority; either way the pages
+/// are the same: in ID order, the other filters applied, cursor-paged.
+async fn the_state_filter_reads_few_cameras_by_id(app: TestApp) {
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let district = if i % 4 == 3 { "620102" } else { "620602" };
+        ids.push(camera(&app, &format!("cam {i:02}"), district).await);
+    }
+    ids.sort();
+    let set = |id: &str, s: State| {
+        let reason = (s == State::Offline).then_some(Reason::Unreachable);
+        app.pulls.runtime(id).unwrap().set_state(s, reason);
+    };
+    let list = |uri: String| {
+        let app = &app;
+        async move {
+            let (s, v) = app.get(&uri).await;
+            assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+            let got: Vec<String> = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect();
+            (got, v["next_cursor"].as_str().map(str::to_string))
+        }
+    };
+    // 3 offline (one of them in 620102), 2 online: few, looked up by ID.
+    let offline = [ids[1].clone(), ids[4].clone(), ids[9].clone()];
+    for id in &offline {
+        set(id, State::Offline);
+    }
+    set(&ids[2], State::Online);
+    set(&ids[7], State::Online);
+    let (got, next) = list("/api/v1/cameras?state=offline".into()).await;
+    assert_eq!((got, next), (offline.to_vec(), None));
+    let (p1, next) = list("/api/v1/cameras?state=offline&limit=2".into()).await;
+    assert_eq!(p1, offline[..2].to_vec());
+    let (p2, next) = list(format!(
+        "/api/v1/cameras?state=offline&limit=2&cursor={}",
+        next.expect("a second page")
+    ))
+    .await;
+    assert_eq!((p2, next), (offline[2..].to_vec(), None));
+    let (got, _) = list("/api/v1/cameras?state=offline,online".into()).await;
+    let mut want = vec![
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[4].clone(),
+        ids[7].clone(),
+        ids[9].clone(),
+    ];
+    assert_eq!(got, want);
+    // With the other filters: the district's offline cameras only.
+    let in_620102: Vec<String> = {
+        let (v, _) = list("/api/v1/cameras?district=620102&limit=100".into()).await;
+        v
+    };
+    let (got, _) = list("/api/v1/cameras?state=offline&district=620102".into()).await;
+    let expect: Vec<String> = offline
+        .iter()
+        .filter(|id| in_620102.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(got, expect);
+    // A majority online (7 of 12): read by scanning, the same answer.
+    want = ids[..10]
+        .iter()
+        .filter(|id| !offline.contains(id))
+        .cloned()
+        .collect();
+    for id in &want {
+        set(id, State::Online);
+    }
+    assert_eq!(want.len(), 7);
+    let (got, _) = list("/api/v1/cameras?state=online".into()).await;
+    assert_eq!(got, want);
+    let (p1, next) = list("/api/v1/cameras?state=online&limit=3".into()).await;
+    assert_eq!(p1, want[..3].to_vec());
+    let (p2, _) = list(format!(
+        "/api/v1/cameras?state=online&limit=3&cursor={}",
+        next.unwrap()
+    ))
+    .await;
+    assert_eq!(p2, want[3..6].to_vec());
 }
 
 async fn the_import_template_is_the_header_alone(app: TestApp) {

@@ -489,10 +489,50 @@ pub async fn list_cameras(
             .await?;
         return Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)));
     }
-    // The state lives in memory, not in the database: read the filtered
-    // catalogue in ID order, a batch at a time, and keep the cameras in one
-    // of the states until the page is full.
+    // The state lives in memory, not in the database.
     let mut rows = Vec::new();
+    if !states.contains(&HealthState::Unknown) {
+        // Every camera in these states is one the pull manager holds: when
+        // they are a minority (offline, degraded, connecting in a healthy
+        // network), ask the store for those IDs only, a batch at a time in
+        // ID order, with the other filters.
+        let (mut ids, total) = st.pulls.ids_in(&states);
+        if let Some(a) = &after {
+            let from = ids.partition_point(|id| id.as_str() <= a.as_str());
+            ids.drain(..from);
+        }
+        if ids.len() <= total / 2 {
+            let mut filter = filter;
+            'chunks: for chunk in ids.chunks(STATE_SCAN_BATCH as usize) {
+                filter.ids = Some(chunk.to_vec());
+                let mut from: Option<String> = None;
+                loop {
+                    let batch = st
+                        .store
+                        .list_cameras(&filter, from.as_deref(), lim + 1)
+                        .await?;
+                    let more = batch.len() as i64 > lim;
+                    from = batch.last().map(|c| c.id.clone());
+                    for c in batch {
+                        // The state may have changed since: the page shows
+                        // the state now, and only cameras in the states.
+                        if states.contains(&super::health::state_of(&st, &c.id).0) {
+                            rows.push(c);
+                            if rows.len() as i64 > lim {
+                                break 'chunks;
+                            }
+                        }
+                    }
+                    if !more {
+                        break;
+                    }
+                }
+            }
+            return Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)));
+        }
+    }
+    // Otherwise read the filtered catalogue in ID order, a batch at a time,
+    // and keep the cameras in one of the states until the page is full.
     loop {
         let batch = st
             .store

@@ -162,6 +162,21 @@ impl PullManager {
             .collect()
     }
 
+    /// The IDs of the cameras in one of `states` now, sorted, and how many
+    /// cameras the manager holds. A camera it does not hold is `unknown`.
+    pub fn ids_in(&self, states: &[State]) -> (Vec<String>, usize) {
+        let slots = self.slots.lock().unwrap();
+        let mut ids: Vec<String> = slots
+            .iter()
+            .filter(|(_, s)| states.contains(&s.rt.state()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let total = slots.len();
+        drop(slots);
+        ids.sort_unstable();
+        (ids, total)
+    }
+
     /// A camera's config, as the manager has it.
     pub fn config(&self, id: &str) -> Option<PullConfig> {
         self.slot(id).map(|s| s.config.lock().unwrap().clone())

@@ -58,6 +58,9 @@ pub struct CameraFilter {
     pub enabled: Option<bool>,
     /// `key`, `value` pairs; each must be present.
     pub tags: Vec<(String, String)>,
+    /// Only these IDs (none when empty). Meant for a few thousand at most:
+    /// each is a bound parameter.
+    pub ids: Option<Vec<String>>,
 }
 
 /// Checkpoint list filters.

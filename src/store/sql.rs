@@ -787,6 +787,18 @@ macro_rules! impl_store {
                 if let Some(e) = filter.enabled {
                     qb.push(" AND c.enabled = ").push_bind(e);
                 }
+                if let Some(ids) = &filter.ids {
+                    if ids.is_empty() {
+                        qb.push(" AND 1 = 0");
+                    } else {
+                        qb.push(" AND c.id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in ids {
+                            sep.push_bind(id.clone());
+                        }
+                        qb.push(")");
+                    }
+                }
                 for (k, v) in &filter.tags {
                     qb.push(" AND EXISTS (SELECT 1 FROM camera_tags t WHERE t.camera_id = c.id AND t.key = ")
                         .push_bind(k.clone())
