@@ -77,9 +77,9 @@ fn live_counts(st: &AppState, codes: &[String]) -> std::collections::HashMap<Str
     lens.dedup();
     let mut out: std::collections::HashMap<String, Live> =
         codes.iter().map(|c| (c.clone(), Live::default())).collect();
-    for (rt, cfg) in st.pulls.all() {
+    st.pulls.for_each(|rt, cfg| {
         if !cfg.enabled {
-            continue;
+            return;
         }
         let up = rt.state().is_up();
         let target = st.config.health.target(cfg.point_type);
@@ -92,7 +92,7 @@ fn live_counts(st: &AppState, codes: &[String]) -> std::collections::HashMap<Str
                 n.online += i64::from(up);
             }
         }
-    }
+    });
     out
 }
 
@@ -533,12 +533,16 @@ pub async fn list_cameras(
     }
     // Otherwise read the filtered catalogue in ID order, a batch at a time,
     // and keep the cameras in one of the states until the page is full.
+    // The first batch is twice a page (enough when most cameras match),
+    // then each is four times the last, up to STATE_SCAN_BATCH.
+    let mut size = ((lim + 1) * 2).min(STATE_SCAN_BATCH);
     loop {
         let batch = st
             .store
-            .list_cameras(&filter, after.as_deref(), STATE_SCAN_BATCH)
+            .list_cameras(&filter, after.as_deref(), size)
             .await?;
-        let done = (batch.len() as i64) < STATE_SCAN_BATCH;
+        let done = (batch.len() as i64) < size;
+        size = (size * 4).min(STATE_SCAN_BATCH);
         after = batch.last().map(|c| c.id.clone());
         for c in batch {
             // The same state the page shows for the camera.

@@ -177,6 +177,16 @@ impl PullManager {
         (ids, total)
     }
 
+    /// Calls `f` with every camera's runtime and config, without copying
+    /// them; holds the manager's lock meanwhile, so `f` must be quick and
+    /// must not call back into the manager.
+    pub fn for_each(&self, mut f: impl FnMut(&CameraRuntime, &PullConfig)) {
+        let slots = self.slots.lock().unwrap();
+        for s in slots.values() {
+            f(&s.rt, &s.config.lock().unwrap());
+        }
+    }
+
     /// A camera's config, as the manager has it.
     pub fn config(&self, id: &str) -> Option<PullConfig> {
         self.slot(id).map(|s| s.config.lock().unwrap().clone())

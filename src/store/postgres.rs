@@ -53,8 +53,16 @@ super::sql::impl_store!(
         "VACUUM (ANALYZE) camera_tags",
         "VACUUM (ANALYZE) camera_search"
     ],
+    push_ids = push_ids,
     migrations = super::migrate::POSTGRES
 );
+
+/// `AND col = ANY($n)`: one array parameter, however many IDs.
+fn push_ids(qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, col: &str, ids: &[String]) {
+    qb.push(format!(" AND {col} = ANY("))
+        .push_bind(ids.to_vec())
+        .push(")");
+}
 
 mod access_impl {
     use super::*;

@@ -206,7 +206,7 @@ pub(crate) fn common_prefix(codes: &[String]) -> String {
 macro_rules! impl_store {
     ($store:ident, $db:ty, backend = $backend:literal, begin = $begin:literal,
      lock = $lock:literal, like = $like:literal, after_bulk = $after_bulk:expr,
-     migrations = $migrations:path) => {
+     push_ids = $push_ids:path, migrations = $migrations:path) => {
         use std::collections::{BTreeMap, HashMap, HashSet};
 
         use sqlx::{QueryBuilder, Row};
@@ -791,12 +791,7 @@ macro_rules! impl_store {
                     if ids.is_empty() {
                         qb.push(" AND 1 = 0");
                     } else {
-                        qb.push(" AND c.id IN (");
-                        let mut sep = qb.separated(", ");
-                        for id in ids {
-                            sep.push_bind(id.clone());
-                        }
-                        qb.push(")");
+                        $push_ids(&mut qb, "c.id", ids);
                     }
                 }
                 for (k, v) in &filter.tags {

@@ -64,8 +64,20 @@ super::sql::impl_store!(
         "ANALYZE camera_tags",
         "ANALYZE camera_search"
     ],
+    push_ids = push_ids,
     migrations = super::migrate::SQLITE
 );
+
+/// `AND col IN (?, ?, ...)`: SQLite has no arrays; a parameter per ID (up
+/// to 32,766 in a statement; callers send at most a thousand).
+fn push_ids(qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, col: &str, ids: &[String]) {
+    qb.push(format!(" AND {col} IN ("));
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(id.clone());
+    }
+    qb.push(")");
+}
 
 mod access_impl {
     use super::*;

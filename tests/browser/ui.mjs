@@ -200,6 +200,44 @@ await step("health", async () => {
   await shot("07-health");
 });
 
+// How long the catalogue takes to answer an operator, each action 6 times
+// (the median is reported): from the action to the new page of cameras on
+// screen. At 2,000 cameras in CI; CAMGATE_UI_CAMERAS=30000 for the
+// README's figure.
+await step("responsiveness", async () => {
+  const t0 = Date.now();
+  await page.goto(`${cfg.base}/#/catalogue?d=${cfg.county}`);
+  await page.waitForSelector("#cameras tbody tr[data-id]");
+  const open = Date.now() - t0;
+  const loads = () => page.$eval("#cameras tbody", (b) => Number(b.dataset.loads || 0));
+  async function timed(action) {
+    const n = await loads();
+    const start = Date.now();
+    await action();
+    await page.waitForFunction((n) => Number(document.querySelector("#cameras tbody").dataset.loads || 0) > n, n);
+    return Date.now() - start;
+  }
+  const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  const towns = await page.$$eval(`[role=treeitem][data-code="${cfg.county}"] [role=treeitem]`, (t) => t.map((x) => x.dataset.code));
+  check(towns.length >= 2, `the county's townships are in the tree: ${towns}`);
+  const r = { tree: [], next: [], state: [], search: [] };
+  for (let i = 0; i < 6; i++) {
+    r.tree.push(await timed(() => page.click(`[role=treeitem][data-code="${towns[i % 2]}"] > .row`)));
+  }
+  await timed(() => page.click(`[role=treeitem][data-code="${cfg.county}"] > .row`));
+  for (let i = 0; i < 6; i++) {
+    r.next.push(await timed(() => page.click("#next")));
+  }
+  for (let i = 0; i < 6; i++) {
+    r.state.push(await timed(() => page.selectOption("#f-state", i % 2 ? "" : "offline")));
+  }
+  for (let i = 0; i < 6; i++) {
+    // The search box waits 300 ms after the last key before asking.
+    r.search.push(await timed(() => page.fill("#search", i % 2 ? "" : cfg.search)));
+  }
+  found.responsiveness_ms = { open, tree: median(r.tree), next_page: median(r.next), state_filter: median(r.state), search_with_300ms_debounce: median(r.search), all: r };
+});
+
 await step("english-and-back", async () => {
   await page.click("#lang");
   await page.waitForFunction(() => document.documentElement.lang === "en");
