@@ -366,6 +366,9 @@ async fn the_state_filter_reads_few_cameras_by_id(app: TestApp) {
         .cloned()
         .collect();
     assert_eq!(got, expect);
+    // And with a search (its own join).
+    let (got, _) = list("/api/v1/cameras?state=offline&q=CAM".into()).await;
+    assert_eq!(got, offline.to_vec());
     // A majority online (7 of 12): read by scanning, the same answer.
     want = ids[..10]
         .iter()
@@ -377,6 +380,8 @@ async fn the_state_filter_reads_few_cameras_by_id(app: TestApp) {
     }
     assert_eq!(want.len(), 7);
     let (got, _) = list("/api/v1/cameras?state=online".into()).await;
+    assert_eq!(got, want);
+    let (got, _) = list("/api/v1/cameras?state=online&q=cam".into()).await;
     assert_eq!(got, want);
     let (p1, next) = list("/api/v1/cameras?state=online&limit=3".into()).await;
     assert_eq!(p1, want[..3].to_vec());

@@ -489,79 +489,71 @@ pub async fn list_cameras(
             .await?;
         return Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)));
     }
-    // The state lives in memory, not in the database.
-    let mut rows = Vec::new();
-    if !states.contains(&HealthState::Unknown) {
-        // Every camera in these states is one the pull manager holds: when
-        // they are a minority (offline, degraded, connecting in a healthy
-        // network), ask the store for those IDs only, a batch at a time in
-        // ID order, with the other filters.
-        let (mut ids, total) = st.pulls.ids_in(&states);
+    // The state lives in memory, not in the database: find the IDs of the
+    // page (and one more) first, in ID order, then read those cameras.
+    let in_states = |id: &str| states.contains(&super::health::state_of(&st, id).0);
+    let mut filter = filter;
+    let mut found: Vec<String> = Vec::new();
+    let few = if states.contains(&HealthState::Unknown) {
+        None
+    } else {
+        st.pulls.ids_in(&states, 0.5)
+    };
+    if let Some(mut ids) = few {
+        // Few cameras are in these states (offline, degraded, connecting
+        // in a healthy network): ask the store which of them pass the other
+        // filters, a batch at a time.
         if let Some(a) = &after {
             let from = ids.partition_point(|id| id.as_str() <= a.as_str());
             ids.drain(..from);
         }
-        if ids.len() <= total / 2 {
-            let mut filter = filter;
-            'chunks: for chunk in ids.chunks(STATE_SCAN_BATCH as usize) {
-                filter.ids = Some(chunk.to_vec());
-                let mut from: Option<String> = None;
-                loop {
-                    let batch = st
-                        .store
-                        .list_cameras(&filter, from.as_deref(), lim + 1)
-                        .await?;
-                    let more = batch.len() as i64 > lim;
-                    from = batch.last().map(|c| c.id.clone());
-                    for c in batch {
-                        // The state may have changed since: the page shows
-                        // the state now, and only cameras in the states.
-                        if states.contains(&super::health::state_of(&st, &c.id).0) {
-                            rows.push(c);
-                            if rows.len() as i64 > lim {
-                                break 'chunks;
-                            }
-                        }
-                    }
-                    if !more {
-                        break;
-                    }
-                }
-            }
-            return Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)));
-        }
-    }
-    // Otherwise read the filtered catalogue in ID order, a batch at a time,
-    // and keep the cameras in one of the states until the page is full.
-    // The first batch is twice a page (enough when most cameras match),
-    // then each is four times the last, up to STATE_SCAN_BATCH.
-    let mut size = ((lim + 1) * 2).min(STATE_SCAN_BATCH);
-    loop {
-        let batch = st
-            .store
-            .list_cameras(&filter, after.as_deref(), size)
-            .await?;
-        let done = (batch.len() as i64) < size;
-        size = (size * 4).min(STATE_SCAN_BATCH);
-        after = batch.last().map(|c| c.id.clone());
-        for c in batch {
-            // The same state the page shows for the camera.
-            if states.contains(&super::health::state_of(&st, &c.id).0) {
-                rows.push(c);
-                if rows.len() as i64 > lim {
-                    break;
-                }
+        for chunk in ids.chunks(STATE_ID_BATCH) {
+            filter.ids = Some(chunk.to_vec());
+            let passing = st
+                .store
+                .list_camera_ids(&filter, None, chunk.len() as i64)
+                .await?;
+            found.extend(passing.into_iter().filter(|id| in_states(id)));
+            if found.len() as i64 > lim {
+                break;
             }
         }
-        if done || rows.len() as i64 > lim {
-            break;
+        filter.ids = None;
+    } else {
+        // Most cameras are in them, or `unknown` is asked for: scan the
+        // IDs passing the filters in ID order and keep those in the
+        // states. The first batch is twice a page (enough when most
+        // cameras match), then each is four times the last.
+        let mut size = ((lim + 1) * 2).min(STATE_SCAN_BATCH);
+        loop {
+            let batch = st
+                .store
+                .list_camera_ids(&filter, after.as_deref(), size)
+                .await?;
+            let done = (batch.len() as i64) < size;
+            after = batch.last().cloned();
+            found.extend(batch.into_iter().filter(|id| in_states(id)));
+            if done || found.len() as i64 > lim {
+                break;
+            }
+            size = (size * 4).min(STATE_SCAN_BATCH);
         }
     }
+    found.truncate(lim as usize + 1);
+    let rows = if found.is_empty() {
+        Vec::new()
+    } else {
+        filter.ids = Some(found);
+        st.store.list_cameras(&filter, None, lim + 1).await?
+    };
     Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)))
 }
 
-/// Cameras read per batch when filtering by state.
-const STATE_SCAN_BATCH: i64 = 1000;
+/// IDs asked about per query when few cameras are in the states.
+const STATE_ID_BATCH: usize = 1000;
+
+/// IDs read per batch at most when scanning for a state.
+const STATE_SCAN_BATCH: i64 = 5000;
 
 /// `state=online,degraded` (or repeated): the states asked for.
 fn state_filter(q: &QueryPairs) -> Result<Vec<HealthState>, ApiError> {

@@ -162,19 +162,25 @@ impl PullManager {
             .collect()
     }
 
-    /// The IDs of the cameras in one of `states` now, sorted, and how many
-    /// cameras the manager holds. A camera it does not hold is `unknown`.
-    pub fn ids_in(&self, states: &[State]) -> (Vec<String>, usize) {
+    /// The IDs of the cameras in one of `states` now, sorted, when they
+    /// are at most `share` of the cameras the manager holds; `None` when
+    /// there are more (the caller is better off scanning). A camera the
+    /// manager does not hold is `unknown`, so ask for `unknown` elsewhere.
+    pub fn ids_in(&self, states: &[State], share: f64) -> Option<Vec<String>> {
         let slots = self.slots.lock().unwrap();
-        let mut ids: Vec<String> = slots
-            .iter()
-            .filter(|(_, s)| states.contains(&s.rt.state()))
-            .map(|(id, _)| id.clone())
-            .collect();
-        let total = slots.len();
+        let at_most = (slots.len() as f64 * share) as usize;
+        let mut ids = Vec::new();
+        for (id, s) in slots.iter() {
+            if states.contains(&s.rt.state()) {
+                if ids.len() == at_most {
+                    return None;
+                }
+                ids.push(id.clone());
+            }
+        }
         drop(slots);
         ids.sort_unstable();
-        (ids, total)
+        Some(ids)
     }
 
     /// Calls `f` with every camera's runtime and config, without copying

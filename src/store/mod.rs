@@ -170,6 +170,15 @@ pub trait Store: access::AccessStore + Send + Sync + 'static {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Camera>, StoreError>;
+    /// The IDs alone of what `list_cameras` answers: much cheaper per row
+    /// (no row decoding, credentials or tags), for scans that filter on
+    /// what the database does not hold.
+    async fn list_camera_ids(
+        &self,
+        filter: &CameraFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
     async fn get_camera(&self, id: &str) -> Result<Option<Camera>, StoreError>;
     /// Creates a camera; returns its ID (generated if asked).
     async fn create_camera(&self, w: &CameraWrite) -> Result<String, StoreError>;

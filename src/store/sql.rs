@@ -234,6 +234,79 @@ macro_rules! impl_store {
             }
         }
 
+        /// The query of a camera list: full rows (with the district's name,
+        /// in ID order), or, with `ids_only`, the IDs alone.
+        fn camera_query(
+            filter: &CameraFilter,
+            after: Option<&str>,
+            limit: i64,
+            ids_only: bool,
+        ) -> QueryBuilder<'static, $db> {
+            let (head, cols, tail) = if ids_only {
+                ("", "c.id", "")
+            } else {
+                (CAMERA_HEAD, "c.*", CAMERA_TAIL)
+            };
+            // With a search text, the narrow search table drives the scan, in
+            // ID order, and only matching cameras are read; the scan stops
+            // when the page is full. CROSS JOIN fixes that join order in
+            // SQLite (left free, it drove the join from the district index,
+            // several times slower); PostgreSQL reads camera_search with an
+            // index-only scan of its covering primary key.
+            let (mut qb, order) = match &filter.q {
+                Some(q) => {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "{head}SELECT {cols} FROM camera_search s CROSS JOIN cameras c \
+                         WHERE c.id = s.camera_id"
+                    ));
+                    push_contains(&mut qb, "s.text", &q.to_lowercase());
+                    (qb, "s.camera_id")
+                }
+                None => (
+                    QueryBuilder::<$db>::new(format!(
+                        "{head}SELECT {cols} FROM cameras c WHERE 1 = 1"
+                    )),
+                    "c.id",
+                ),
+            };
+            if let Some(a) = after {
+                qb.push(format!(" AND {order} > ")).push_bind(a.to_string());
+            }
+            if let Some(d) = &filter.district {
+                push_subtree(&mut qb, "c.district_code", d);
+            }
+            if let Some(cp) = &filter.checkpoint {
+                qb.push(" AND c.checkpoint_id = ").push_bind(cp.clone());
+            }
+            if let Some(p) = filter.point_type {
+                qb.push(" AND c.point_type = ").push_bind(p);
+            }
+            if let Some(o) = filter.ownership {
+                qb.push(" AND c.ownership = ").push_bind(o.as_str());
+            }
+            if let Some(e) = filter.enabled {
+                qb.push(" AND c.enabled = ").push_bind(e);
+            }
+            if let Some(ids) = &filter.ids {
+                if ids.is_empty() {
+                    qb.push(" AND 1 = 0");
+                } else {
+                    $push_ids(&mut qb, "c.id", ids);
+                }
+            }
+            for (k, v) in &filter.tags {
+                qb.push(" AND EXISTS (SELECT 1 FROM camera_tags t WHERE t.camera_id = c.id AND t.key = ")
+                    .push_bind(k.clone())
+                    .push(" AND t.value = ")
+                    .push_bind(v.clone())
+                    .push(")");
+            }
+            qb.push(format!(" ORDER BY {order} LIMIT "))
+                .push_bind(limit)
+                .push(tail);
+            qb
+        }
+
         impl $store {
             async fn begin_write(&self) -> Result<Tx, StoreError> {
                 Ok(self.pool.begin_with($begin).await?)
@@ -747,65 +820,19 @@ macro_rules! impl_store {
                 after: Option<&str>,
                 limit: i64,
             ) -> Result<Vec<Camera>, StoreError> {
-                // With a search text, the narrow search table drives the scan, in
-                // ID order, and only matching cameras are read; the scan stops
-                // when the page is full. CROSS JOIN fixes that join order in
-                // SQLite (left free, it drove the join from the district index,
-                // several times slower); PostgreSQL reads camera_search with an
-                // index-only scan of its covering primary key.
-                let (mut qb, order) = match &filter.q {
-                    Some(q) => {
-                        let mut qb = QueryBuilder::<$db>::new(format!(
-                            "{CAMERA_HEAD}SELECT c.* FROM camera_search s CROSS JOIN cameras c \
-                             WHERE c.id = s.camera_id"
-                        ));
-                        push_contains(&mut qb, "s.text", &q.to_lowercase());
-                        (qb, "s.camera_id")
-                    }
-                    None => (
-                        QueryBuilder::<$db>::new(format!(
-                            "{CAMERA_HEAD}SELECT * FROM cameras c WHERE 1 = 1"
-                        )),
-                        "c.id",
-                    ),
-                };
-                if let Some(a) = after {
-                    qb.push(format!(" AND {order} > ")).push_bind(a.to_string());
-                }
-                if let Some(d) = &filter.district {
-                    push_subtree(&mut qb, "c.district_code", d);
-                }
-                if let Some(cp) = &filter.checkpoint {
-                    qb.push(" AND c.checkpoint_id = ").push_bind(cp.clone());
-                }
-                if let Some(p) = filter.point_type {
-                    qb.push(" AND c.point_type = ").push_bind(p);
-                }
-                if let Some(o) = filter.ownership {
-                    qb.push(" AND c.ownership = ").push_bind(o.as_str());
-                }
-                if let Some(e) = filter.enabled {
-                    qb.push(" AND c.enabled = ").push_bind(e);
-                }
-                if let Some(ids) = &filter.ids {
-                    if ids.is_empty() {
-                        qb.push(" AND 1 = 0");
-                    } else {
-                        $push_ids(&mut qb, "c.id", ids);
-                    }
-                }
-                for (k, v) in &filter.tags {
-                    qb.push(" AND EXISTS (SELECT 1 FROM camera_tags t WHERE t.camera_id = c.id AND t.key = ")
-                        .push_bind(k.clone())
-                        .push(" AND t.value = ")
-                        .push_bind(v.clone())
-                        .push(")");
-                }
-                qb.push(format!(" ORDER BY {order} LIMIT "))
-                    .push_bind(limit)
-                    .push(CAMERA_TAIL);
+                let mut qb = camera_query(filter, after, limit, false);
                 let rows: Vec<CameraRow> = qb.build_query_as().fetch_all(&self.pool).await?;
                 self.rows_to_cameras(rows).await
+            }
+
+            async fn list_camera_ids(
+                &self,
+                filter: &CameraFilter,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<String>, StoreError> {
+                let mut qb = camera_query(filter, after, limit, true);
+                Ok(qb.build_query_scalar().fetch_all(&self.pool).await?)
             }
 
             async fn get_camera(&self, id: &str) -> Result<Option<Camera>, StoreError> {
