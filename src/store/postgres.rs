@@ -57,11 +57,15 @@ super::sql::impl_store!(
     migrations = super::migrate::POSTGRES
 );
 
-/// `AND col = ANY($n)`: one array parameter, however many IDs.
+/// `AND col IN (SELECT unnest($n))`: one array parameter, however many
+/// IDs. Written as a subquery rather than `= ANY($n)` so that the planner
+/// looks the IDs up by primary key: with `= ANY` of a parameter beside a
+/// district range it scanned the district's cameras and compared each with
+/// every ID in the array (46 ms for a county of the bench, against 5 ms).
 fn push_ids(qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, col: &str, ids: &[String]) {
-    qb.push(format!(" AND {col} = ANY("))
+    qb.push(format!(" AND {col} IN (SELECT unnest("))
         .push_bind(ids.to_vec())
-        .push(")");
+        .push("::text[]))");
 }
 
 mod access_impl {
