@@ -478,7 +478,7 @@ pub async fn list_cameras(
     let mut allowed = CAMERA_FILTERS.to_vec();
     allowed.extend(["limit", "cursor", "state"]);
     let q = QueryPairs::parse(raw.as_deref(), &allowed)?;
-    let filter = camera_filter(&st, &caller, &q).await?;
+    let mut filter = camera_filter(&st, &caller, &q).await?;
     let lim = limit(&q)?;
     let mut after = q.one("cursor")?.map(decode_cursor).transpose()?;
     let states = state_filter(&q)?;
@@ -491,8 +491,7 @@ pub async fn list_cameras(
     }
     // The state lives in memory, not in the database: find the IDs of the
     // page (and one more) first, in ID order, then read those cameras.
-    let in_states = |id: &str| states.contains(&super::health::state_of(&st, id).0);
-    let mut filter = filter;
+    let in_states = |id: &str| in_any(&st, &states, id);
     let mut found: Vec<String> = Vec::new();
     let few = if states.contains(&HealthState::Unknown) {
         None
@@ -518,7 +517,6 @@ pub async fn list_cameras(
                 break;
             }
         }
-        filter.ids = None;
     } else {
         // Most cameras are in them, or `unknown` is asked for: scan the
         // IDs passing the filters in ID order and keep those in the
@@ -547,6 +545,11 @@ pub async fn list_cameras(
         st.store.list_cameras(&filter, None, lim + 1).await?
     };
     Ok(page(rows, lim, |c| &c.id, |c| camera_out(&st, c)))
+}
+
+/// Whether the camera is in one of `states` now (the state its row shows).
+fn in_any(st: &AppState, states: &[HealthState], id: &str) -> bool {
+    states.contains(&super::health::state_of(st, id).0)
 }
 
 /// IDs asked about per query when few cameras are in the states.
@@ -782,9 +785,7 @@ pub async fn export_cameras(
         filter.district = Some(super::auth::NOWHERE.to_string());
     }
     // States live in memory, not in the store: filtered page by page.
-    let keep = |c: &crate::catalogue::Camera| {
-        states.is_empty() || states.contains(&super::health::state_of(&st, &c.id).0)
-    };
+    let keep = |c: &crate::catalogue::Camera| states.is_empty() || in_any(&st, &states, &c.id);
     let body = importer::export_csv(&*st.store, &filter, &keep, lang).await?;
     Ok((
         [
