@@ -226,7 +226,7 @@ async fn run(backend: &str, admin: Option<&str>, districts: &[District], n: usiz
     // gives them states).
     let (events, _) = tokio::sync::mpsc::unbounded_channel();
     let pulls = camgate::pull::PullManager::new(
-        Arc::new(camgate::pull::retina_source::RetinaSource),
+        Arc::new(camgate::pull::rtsp::RtspSource::default()),
         config.pull.options(),
         tokio_util::sync::CancellationToken::new(),
         events,

@@ -216,7 +216,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let engine = app::start_pulling(
                 store.clone(),
                 &config,
-                Arc::new(camgate::pull::retina_source::RetinaSource),
+                Arc::new(camgate::pull::rtsp::RtspSource::new(config.pull.limits())),
                 shutdown.clone(),
             )
             .await?;
@@ -422,7 +422,7 @@ async fn run_demo(
     let engine = app::start_pulling(
         store.clone(),
         &config,
-        Arc::new(camgate::pull::retina_source::RetinaSource),
+        Arc::new(camgate::pull::rtsp::RtspSource::new(config.pull.limits())),
         shutdown.clone(),
     )
     .await?;

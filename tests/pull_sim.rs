@@ -20,7 +20,7 @@ mod sim {
     use camgate::health::{LiveStats, Reason, State};
     use camgate::media::Codec;
     use camgate::pull::describe;
-    use camgate::pull::retina_source::RetinaSource;
+    use camgate::pull::rtsp::RtspSource;
     use camgate::pull::supervisor::CameraRuntime;
     use camgate::pull::{PullConfig, PullManager, PullOptions, PullTarget};
     use camgate::simulator::{SimAudio, SimCodec, SimOptions, SimTransports, Simulator};
@@ -51,7 +51,12 @@ mod sim {
     ) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
-            PullManager::new(Arc::new(RetinaSource), opts, CancellationToken::new(), tx),
+            PullManager::new(
+                Arc::new(RtspSource::default()),
+                opts,
+                CancellationToken::new(),
+                tx,
+            ),
             rx,
         )
     }
@@ -394,7 +399,7 @@ mod sim {
         let counters = Arc::new(ProbeCounters::default());
         tokio::spawn(probe::run(
             m.clone(),
-            Arc::new(RetinaSource),
+            Arc::new(RtspSource::default()),
             ProbeOptions {
                 interval,
                 concurrency: 8,

@@ -22,7 +22,7 @@ mod relay {
 
     use camgate::catalogue::{PullMode, Transport};
     use camgate::health::State;
-    use camgate::pull::retina_source::RetinaSource;
+    use camgate::pull::rtsp::RtspSource;
     use camgate::pull::{PullConfig, PullManager, PullOptions, PullTarget};
     use camgate::relay::rtsp::{RtspCounters, RtspOptions, RtspServer};
     use camgate::simulator::{SimAudio, SimCodec, SimOptions, Simulator};
@@ -87,7 +87,7 @@ mod relay {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         std::mem::forget(_rx);
         let cancel = CancellationToken::new();
-        let pulls = PullManager::new(Arc::new(RetinaSource), pull, cancel.clone(), tx);
+        let pulls = PullManager::new(Arc::new(RtspSource::default()), pull, cancel.clone(), tx);
         pulls.upsert(PullConfig {
             id: "c".into(),
             target: PullTarget {

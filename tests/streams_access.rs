@@ -106,7 +106,7 @@ impl Gateway {
         let engine = camgate::app::start_pulling(
             store.clone(),
             &config,
-            Arc::new(camgate::pull::retina_source::RetinaSource),
+            Arc::new(camgate::pull::rtsp::RtspSource::default()),
             stop.clone(),
         )
         .await

@@ -149,7 +149,7 @@ fn operator_ui_in_chromium() {
         .block_on(camgate::app::start_pulling(
             store.clone(),
             &config,
-            Arc::new(camgate::pull::retina_source::RetinaSource),
+            Arc::new(camgate::pull::rtsp::RtspSource::default()),
             stop.clone(),
         ))
         .unwrap();

@@ -92,6 +92,25 @@ pub struct PullConfig {
     pub viewer_queue_frames: usize,
     /// A viewer behind for this long is disconnected.
     pub viewer_lag_limit_secs: u64,
+    /// Longest wait for one reply of a camera (DESCRIBE, SETUP, PLAY).
+    /// A reply that has begun but is not whole by then is
+    /// `offline/protocol_error`; one that never began is `offline/timeout`.
+    pub reply_timeout_secs: u64,
+    /// Largest status line plus headers of a camera's reply, in bytes.
+    pub max_reply_head_bytes: usize,
+    /// Most header lines in a camera's reply.
+    pub max_reply_header_lines: usize,
+    /// Largest body (the SDP) of a camera's reply, in bytes.
+    pub max_reply_body_bytes: usize,
+    /// Largest video frame (access unit), in bytes; a larger one is
+    /// `offline/protocol_error`.
+    pub max_frame_bytes: usize,
+    /// Most RTP packets of one frame: packets without an end (no marker,
+    /// no new timestamp) beyond this are `offline/protocol_error`.
+    pub max_frame_packets: usize,
+    /// Largest GOP cache of a camera, in bytes (a longer GOP is not cached;
+    /// a new viewer then waits for the next key frame).
+    pub gop_cache_bytes: usize,
 }
 
 impl Default for PullConfig {
@@ -107,6 +126,13 @@ impl Default for PullConfig {
             max_key_frame_interval_secs: 20,
             viewer_queue_frames: 256,
             viewer_lag_limit_secs: 5,
+            reply_timeout_secs: 5,
+            max_reply_head_bytes: crate::pull::rtsp::wire::Limits::DEFAULT.head_bytes,
+            max_reply_header_lines: crate::pull::rtsp::wire::Limits::DEFAULT.header_lines,
+            max_reply_body_bytes: crate::pull::rtsp::wire::Limits::DEFAULT.body_bytes,
+            max_frame_bytes: crate::pull::rtsp::video::FrameLimits::DEFAULT.max_bytes,
+            max_frame_packets: crate::pull::rtsp::video::FrameLimits::DEFAULT.max_packets,
+            gop_cache_bytes: crate::fanout::FanoutOptions::default().gop_cache_bytes,
         }
     }
 }
@@ -131,8 +157,24 @@ impl PullConfig {
             fanout: crate::fanout::FanoutOptions {
                 queue_frames: self.viewer_queue_frames,
                 lag_limit: s(self.viewer_lag_limit_secs),
-                ..Default::default()
+                gop_cache_bytes: self.gop_cache_bytes,
             },
+        }
+    }
+
+    /// What a camera may make the gateway hold or wait for.
+    pub fn limits(&self) -> crate::pull::rtsp::PullLimits {
+        crate::pull::rtsp::PullLimits {
+            wire: crate::pull::rtsp::wire::Limits {
+                head_bytes: self.max_reply_head_bytes,
+                header_lines: self.max_reply_header_lines,
+                body_bytes: self.max_reply_body_bytes,
+            },
+            frame: crate::pull::rtsp::video::FrameLimits {
+                max_bytes: self.max_frame_bytes,
+                max_packets: self.max_frame_packets,
+            },
+            reply_timeout: std::time::Duration::from_secs(self.reply_timeout_secs),
         }
     }
 }
@@ -639,6 +681,49 @@ impl Config {
         }
         if p.viewer_queue_frames < 8 {
             return Err(err("pull.viewer_queue_frames", "must be at least 8".into()));
+        }
+        for (key, v, min, max) in [
+            (
+                "pull.reply_timeout_secs",
+                p.reply_timeout_secs as usize,
+                1,
+                600,
+            ),
+            (
+                "pull.max_reply_head_bytes",
+                p.max_reply_head_bytes,
+                1024,
+                1 << 20,
+            ),
+            (
+                "pull.max_reply_header_lines",
+                p.max_reply_header_lines,
+                8,
+                1024,
+            ),
+            (
+                "pull.max_reply_body_bytes",
+                p.max_reply_body_bytes,
+                1024,
+                16 << 20,
+            ),
+            (
+                "pull.max_frame_bytes",
+                p.max_frame_bytes,
+                64 * 1024,
+                256 << 20,
+            ),
+            ("pull.max_frame_packets", p.max_frame_packets, 64, 1 << 20),
+            (
+                "pull.gop_cache_bytes",
+                p.gop_cache_bytes,
+                64 * 1024,
+                1 << 30,
+            ),
+        ] {
+            if v < min || v > max {
+                return Err(err(key, format!("must be between {min} and {max}")));
+            }
         }
         let h = &self.health;
         for (key, v) in [

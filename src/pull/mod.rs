@@ -1,7 +1,7 @@
 //! Pulling: one supervised task per camera that must be pulled, feeding the
 //! camera's fan-out and health.
 //!
-//! The RTSP boundary is the [`PullSource`] trait: [`retina_source::RetinaSource`]
+//! The RTSP boundary is the [`PullSource`] trait: [`rtsp::RtspSource`]
 //! in production, an in-memory source in unit tests. The supervisor
 //! (`supervisor.rs`) runs "open, stream, on error record and back off" per
 //! camera; the manager (`manager.rs`) decides which cameras are pulled
@@ -19,7 +19,7 @@ use crate::media::{Frame, StreamInfo};
 pub mod backoff;
 pub mod describe;
 pub mod manager;
-pub mod retina_source;
+pub mod rtsp;
 pub mod supervisor;
 
 pub use manager::{PullConfig, PullManager};
