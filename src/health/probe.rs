@@ -2,8 +2,11 @@
 //! viewers) are checked with RTSP OPTIONS + DESCRIBE every interval, spread
 //! evenly over it, at most `concurrency` at once. A camera turns `offline`
 //! after `failures` failed probes in a row and `online` on one good
-//! DESCRIBE. Results for a camera that started being pulled meanwhile are
-//! dropped: the pull's own transitions are its health.
+//! DESCRIBE — unless its last pull failed after DESCRIBE (at SETUP, PLAY or
+//! while streaming): then DESCRIBE proves nothing, and the probe plays the
+//! stream to its first frame instead ("deep probe"); until one succeeds the
+//! camera keeps the pull's verdict. Results for a camera that started being
+//! pulled meanwhile are dropped: the pull's own transitions are its health.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,18 +119,29 @@ pub async fn run(
             tokio::spawn(async move {
                 let _permit = permit;
                 let target = rt.target();
+                // A camera whose last pull failed after DESCRIBE is probed
+                // as a pull would use it (play and a first frame), since a
+                // DESCRIBE cannot see that failure.
+                let deep = rt.needs_deep_probe();
+                let limit = if deep { timeout * 2 } else { timeout };
                 let result = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    r = tokio::time::timeout(timeout, source.probe(&target)) => r.unwrap_or_else(|_| {
+                    r = tokio::time::timeout(limit, async {
+                        if deep { source.deep_probe(&target).await } else { source.probe(&target).await }
+                    }) => r.unwrap_or_else(|_| {
                         Err(PullError::new(
                             Reason::Timeout,
-                            format!("probe: no answer within {} s", timeout.as_secs_f64()),
+                            format!("probe: no answer within {} s", limit.as_secs_f64()),
                         ))
                     }),
                 };
                 counters.count(&result);
                 if !pulls.is_pulling(&rt.id) && rt.target() == target {
-                    rt.probe_result(result, failures);
+                    if deep {
+                        rt.deep_probe_result(result);
+                    } else {
+                        rt.probe_result(result, failures);
+                    }
                 }
             });
         }

@@ -43,6 +43,10 @@ pub struct PullTarget {
 pub struct PullError {
     pub reason: Reason,
     pub message: String,
+    /// The camera had answered DESCRIBE: the failure came at SETUP, PLAY
+    /// or while streaming, where a probe (which stops at DESCRIBE) cannot
+    /// see it. Such a verdict stands until a pull succeeds.
+    pub past_describe: bool,
 }
 
 impl PullError {
@@ -50,7 +54,14 @@ impl PullError {
         PullError {
             reason,
             message: message.into(),
+            past_describe: false,
         }
+    }
+
+    /// Marks the failure as one after DESCRIBE.
+    pub fn past_describe(mut self) -> Self {
+        self.past_describe = true;
+        self
     }
 }
 
@@ -79,6 +90,34 @@ pub trait PullSource: Send + Sync + 'static {
     async fn probe(&self, target: &PullTarget) -> describe::ProbeResult {
         let stream = self.open(target).await?;
         Ok(stream.info().video().map(|v| v.codec.as_str().to_string()))
+    }
+
+    /// Checks a camera whose last pull failed after DESCRIBE, the way a
+    /// pull would: open, play and wait for the first frame. The caller
+    /// bounds the time.
+    ///
+    /// Frames must keep coming for [`supervisor::RECOVERY_PROBATION`]
+    /// after the first, as a pull recovering from such a failure must.
+    async fn deep_probe(&self, target: &PullTarget) -> describe::ProbeResult {
+        let mut stream = self.open(target).await?;
+        let mut first = None;
+        loop {
+            match stream.next().await? {
+                Some(_) => {
+                    let t = *first.get_or_insert_with(std::time::Instant::now);
+                    if t.elapsed() >= supervisor::RECOVERY_PROBATION {
+                        return Ok(stream.info().video().map(|v| v.codec.as_str().to_string()));
+                    }
+                }
+                None => {
+                    return Err(PullError::new(
+                        crate::health::Reason::ProtocolError,
+                        "the camera ended the stream",
+                    )
+                    .past_describe());
+                }
+            }
+        }
     }
 }
 

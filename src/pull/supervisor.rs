@@ -31,7 +31,19 @@ pub struct HealthCell {
     last_eval: Option<Instant>,
     /// Consecutive failed probes.
     pub probe_failures: u32,
+    /// The last pull failed after DESCRIBE (at SETUP, PLAY or while
+    /// streaming): a probe, which stops at DESCRIBE, cannot overrule it.
+    /// Cleared by a pull that streams, or a new target.
+    pull_verdict: bool,
+    /// The first frame of the current pull.
+    stream_began: Option<Instant>,
 }
+
+/// After a failure past DESCRIBE, a camera is `online` again only once it
+/// has streamed this long: a camera that sends a frame and then breaks
+/// (wrong SSRCs, jumping timestamps, garbage after the first packets) stays
+/// `offline` with its reason instead of flapping at every retry.
+pub const RECOVERY_PROBATION: Duration = Duration::from_secs(3);
 
 impl HealthCell {
     fn new(state: State) -> Self {
@@ -47,6 +59,8 @@ impl HealthCell {
             fps_norm: 0.0,
             last_eval: None,
             probe_failures: 0,
+            pull_verdict: false,
+            stream_began: None,
         }
     }
 }
@@ -89,6 +103,9 @@ impl CameraRuntime {
             return false;
         }
         *cur = t;
+        // A new URL or credentials: earlier verdicts were about another
+        // camera.
+        self.health.lock().unwrap().pull_verdict = false;
         true
     }
 
@@ -149,7 +166,35 @@ impl CameraRuntime {
         let mut h = self.health.lock().unwrap();
         h.stats.last_error = Some(e.message.clone());
         h.online_at = None;
+        h.pull_verdict = e.past_describe;
         self.set_state_locked(&mut h, State::Offline, Some(e.reason));
+    }
+
+    /// Whether the last pull failed after DESCRIBE (see `pull_verdict`):
+    /// then only a deep probe (open, play, first frame) can tell.
+    pub fn needs_deep_probe(&self) -> bool {
+        self.health.lock().unwrap().pull_verdict
+    }
+
+    /// Records a deep probe's result: a frame clears the pull's verdict; a
+    /// failure is a pull failure.
+    pub fn deep_probe_result(&self, result: Result<Option<String>, PullError>) {
+        match result {
+            Ok(codec) => {
+                let mut h = self.health.lock().unwrap();
+                h.pull_verdict = false;
+                h.probe_failures = 0;
+                h.stats.last_error = None;
+                if codec.is_some() {
+                    h.stats.codec = codec;
+                }
+                self.set_state_locked(&mut h, State::Online, None);
+            }
+            Err(mut e) => {
+                e.past_describe = e.past_describe || self.needs_deep_probe();
+                self.fail(&e);
+            }
+        }
     }
 
     /// Records a probe result for a camera nobody pulls. Offline only after
@@ -161,6 +206,11 @@ impl CameraRuntime {
                 h.probe_failures = 0;
                 if codec.is_some() {
                     h.stats.codec = codec;
+                }
+                if h.pull_verdict {
+                    // DESCRIBE works, but the last pull failed past it:
+                    // the camera stays offline with the pull's reason.
+                    return;
                 }
                 self.set_state_locked(&mut h, State::Online, None);
             }
@@ -188,6 +238,11 @@ impl CameraRuntime {
         h.last_frame = None;
     }
 
+    /// A pull has opened the stream (its first frame is yet to come).
+    fn opened(&self) {
+        self.health.lock().unwrap().stream_began = None;
+    }
+
     /// Accounts one frame; evaluates online/degraded once a second.
     fn frame(&self, bytes: usize, is_video: bool, is_key: bool, opts: &PullOptions) {
         let now = Instant::now();
@@ -197,6 +252,10 @@ impl CameraRuntime {
             return;
         }
         h.window.record(now, bytes);
+        let began = *h.stream_began.get_or_insert(now);
+        if !h.state.is_up() && h.pull_verdict && now.duration_since(began) < RECOVERY_PROBATION {
+            return;
+        }
         if is_key {
             if let Some(prev) = h.last_key {
                 h.stats.key_frame_interval_secs = Some(now.duration_since(prev).as_secs_f64());
@@ -206,6 +265,7 @@ impl CameraRuntime {
         if !h.state.is_up() {
             h.online_at = Some(now);
             h.stats.last_error = None;
+            h.pull_verdict = false;
             self.set_state_locked(&mut h, State::Online, None);
         }
         if h.last_eval
@@ -268,7 +328,10 @@ pub async fn run(
             cam.reconnected();
         }
         attempts += 1;
-        if !cam.state().is_up() {
+        // `connecting` only on the way up from unknown: a camera that is
+        // offline stays offline, with its reason, while it is retried (its
+        // history is not a flap per retry).
+        if cam.state() == State::Unknown {
             cam.set_state(State::Connecting, None);
         }
         let target = cam.target();
@@ -284,6 +347,7 @@ pub async fn run(
             )),
             Ok(Err(e)) => cam.fail(&e),
             Ok(Ok(mut stream)) => {
+                cam.opened();
                 let info = stream.info();
                 cam.stream_started(&info);
                 cam.fanout.set_info(info);
@@ -305,10 +369,13 @@ pub async fn run(
                             } else {
                                 (Reason::Stalled, "no frame")
                             };
-                            cam.fail(&PullError::new(
-                                reason,
-                                format!("{what} within {} s", limit.as_secs_f64()),
-                            ));
+                            cam.fail(
+                                &PullError::new(
+                                    reason,
+                                    format!("{what} within {} s", limit.as_secs_f64()),
+                                )
+                                .past_describe(),
+                            );
                             break;
                         }
                         Ok(Ok(Some(p))) => {
@@ -325,10 +392,13 @@ pub async fn run(
                             cam.fanout.publish(p.frame);
                         }
                         Ok(Ok(None)) => {
-                            cam.fail(&PullError::new(
-                                Reason::ProtocolError,
-                                "the camera ended the stream",
-                            ));
+                            cam.fail(
+                                &PullError::new(
+                                    Reason::ProtocolError,
+                                    "the camera ended the stream",
+                                )
+                                .past_describe(),
+                            );
                             break;
                         }
                         Ok(Err(e)) => {

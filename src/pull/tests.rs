@@ -226,6 +226,8 @@ async fn failures_back_off_exponentially_and_keep_retrying() {
     let n = src.opens("fake://r");
     // Delays of about 1, 2, 4, 8, 16, 32 s (jittered to half..full): 5-9 tries in a minute.
     assert!((5..=10).contains(&n), "{n} opens in 60 s");
+    // Retries keep it offline with its reason: no flap per retry.
+    assert_eq!(drain(&mut rx), []);
     // It recovers when the camera does.
     src.set("fake://r", Behaviour::Ok);
     advance(61.0).await;

@@ -79,9 +79,10 @@ pub enum RtpError {
     TimestampJumps { count: u32, window_secs: u32 },
 }
 
-/// Packets of another SSRC in a row after which a camera is in error,
-/// unless they all share one SSRC (an encoder restart: re-locked).
-const WRONG_SSRC_LIMIT: u32 = 256;
+/// Packets of other SSRCs in a row after which a camera is in error,
+/// unless they all share one SSRC (an encoder restart: re-locked first).
+/// At one packet per frame, about a second of a 25 fps camera.
+const WRONG_SSRC_LIMIT: u32 = 32;
 /// Packets of one new SSRC in a row that re-lock the receiver on it.
 const RELOCK_AFTER: u32 = 16;
 /// Timestamp jumps tolerated per window before the camera is in error.
@@ -170,7 +171,13 @@ impl Receiver {
                     // A timestamp jump: bridge it with the last frame step
                     // so presentation times stay monotonic for viewers.
                     self.note_jump()?;
-                    self.pts += self.last_step.max(0);
+                    // Without a step seen yet, 1/25 s.
+                    let step = if self.last_step > 0 {
+                        self.last_step
+                    } else {
+                        (self.clock_rate / 25).max(1) as i64
+                    };
+                    self.pts += step;
                 } else {
                     if step != 0 {
                         self.last_step = step;

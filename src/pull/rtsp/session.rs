@@ -500,13 +500,28 @@ pub async fn open(
     let description = sdp::parse(&desc.body)
         .map_err(|e| PullError::new(Reason::UnsupportedCodec, format!("DESCRIBE: {e}")))?;
     let plans = choose(&description)?;
+    set_up_and_play(conn, target, &base, &description, plans, limits)
+        .await
+        .map_err(PullError::past_describe)
+}
+
+/// SETUP of each chosen track, then PLAY.
+async fn set_up_and_play(
+    mut conn: Conn,
+    target: &PullTarget,
+    base: &url::Url,
+    description: &sdp::Description,
+    plans: Vec<TrackPlan>,
+    limits: PullLimits,
+) -> Result<Box<dyn PullStream>, PullError> {
+    let secret = target.password.as_ref();
     let udp = target.transport == Transport::Udp;
     let camera_ip = conn.peer().map(|a| a.ip());
     let mut tracks = Vec::new();
     let mut info = StreamInfo::default();
     let mut keepalive = DEFAULT_KEEPALIVE;
     for (i, plan) in plans.into_iter().enumerate() {
-        let setup_url = sdp::resolve_control(&base, plan.media.control.as_deref())
+        let setup_url = sdp::resolve_control(base, plan.media.control.as_deref())
             .map_err(|e| PullError::new(Reason::ProtocolError, e))?;
         let channel = (2 * i) as u8;
         let mut sockets = None;
@@ -600,7 +615,7 @@ pub async fn open(
             udp: sockets,
         });
     }
-    let play_url = sdp::resolve_control(&base, description.control.as_deref())
+    let play_url = sdp::resolve_control(base, description.control.as_deref())
         .map_err(|e| PullError::new(Reason::ProtocolError, e))?;
     let reply = conn
         .request("PLAY", play_url.as_str(), &[("Range", "npt=0.000-")])
@@ -753,7 +768,11 @@ impl RtspStream {
         match e {
             ReadError::Wire(w) => {
                 let mut e = describe_error("stream", &w);
-                e.message = e.message.replacen("stream reply: ", "", 1);
+                e.message = e.message.replacen(
+                    "stream reply: ",
+                    "the stream lost its framing (neither interleaved data nor an RTSP message): ",
+                    1,
+                );
                 e
             }
             ReadError::Closed => self.protocol("the camera closed the connection"),
@@ -769,6 +788,12 @@ impl PullStream for RtspStream {
     }
 
     async fn next(&mut self) -> Result<Option<Pulled>, PullError> {
+        self.next_inner().await.map_err(PullError::past_describe)
+    }
+}
+
+impl RtspStream {
+    async fn next_inner(&mut self) -> Result<Option<Pulled>, PullError> {
         while let Some((c, p)) = self.conn.pending.pop_front() {
             self.data(c, p)?;
         }
