@@ -24,8 +24,12 @@ page.on("pageerror", (e) => problems.push("pageerror: " + e.message));
 page.on("console", (m) => { if (m.type() === "error" && !/401|404/.test(m.text())) problems.push("console: " + m.text()); });
 
 // Every camera list request: its page size, and how many are in flight.
-const lists = { count: 0, maxLimit: 0, inFlight: 0, maxInFlight: 0, offending: [] };
+// The page aborts a list request before it starts the next one; the
+// browser reports the abort asynchronously, possibly after the next
+// request, so an aborted request counts as ended when the next began.
+const lists = { count: 0, maxLimit: 0, inFlight: 0, maxInFlight: 0, aborted: 0, offending: [] };
 const isList = (u) => u.pathname === "/api/v1/cameras";
+const spans = new Map(); // request -> { t0, t1, aborted }
 page.on("request", (r) => {
   const u = new URL(r.url());
   if (u.hostname !== "127.0.0.1") problems.push("external request: " + r.url());
@@ -34,12 +38,29 @@ page.on("request", (r) => {
   lists.count += 1;
   lists.maxLimit = Math.max(lists.maxLimit, limit);
   if (!u.searchParams.get("limit") || limit > 100) lists.offending.push(r.url());
-  lists.inFlight += 1;
-  lists.maxInFlight = Math.max(lists.maxInFlight, lists.inFlight);
+  spans.set(r, { t0: performance.now(), t1: Infinity, aborted: false });
 });
-const done = (r) => { if (isList(new URL(r.url()))) lists.inFlight -= 1; };
+const done = (r) => {
+  const s = spans.get(r);
+  if (!s) return;
+  s.t1 = performance.now();
+  s.aborted = /ABORTED/i.test(r.failure()?.errorText || "");
+};
 page.on("requestfinished", done);
 page.on("requestfailed", done);
+/** The most list requests that ran at once, and the ones still running. */
+function listConcurrency() {
+  const all = [...spans.values()].sort((a, b) => a.t0 - b.t0);
+  all.forEach((s, i) => {
+    if (s.aborted && i + 1 < all.length) s.t1 = Math.min(s.t1, all[i + 1].t0);
+  });
+  const edges = all.flatMap((s) => [[s.t0, 1], [s.t1, -1]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0, max = 0;
+  for (const [, d] of edges) { now += d; max = Math.max(max, now); }
+  lists.maxInFlight = max;
+  lists.inFlight = all.filter((s) => s.t1 === Infinity).length;
+  lists.aborted = all.filter((s) => s.aborted).length;
+}
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -273,6 +294,7 @@ await step("viewer-sees-own-county-only", async () => {
 });
 
 await browser.close();
+listConcurrency();
 found.lists = lists;
 found.problems = problems;
 console.log(JSON.stringify(found));
