@@ -493,6 +493,14 @@ pub async fn serve_on(
         );
         tokio::spawn(server.serve(l, shutdown.clone()));
     }
+    let mut state = state;
+    state.public = Arc::new(api::PublicAddress::new(&config, Some(addr), rtsp_addr));
+    if config.server.public_url.is_empty() {
+        tracing::info!(
+            origin = %state.public.origin,
+            "server.public_url is not set: embed links use this address; set it to the one centres reach"
+        );
+    }
     let router = api::router(state.clone());
     on_ready(Bound {
         http: addr,
@@ -500,35 +508,38 @@ pub async fn serve_on(
         metrics: metrics_addr,
         rtsp: rtsp_addr,
     });
-    let token = shutdown.clone();
-    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let stop = async move { token.cancelled().await };
-    let mut server = match tls {
-        None => {
-            let server = axum::serve(listener, app).with_graceful_shutdown(stop);
-            tokio::spawn(async move { server.await })
-        }
+    let opts = crate::listen::HttpOptions {
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+        grace,
+    };
+    let connections = crate::listen::ConnGate::new(crate::listen::ConnLimits {
+        total: config.server.max_connections,
+        per_ip: config.server.max_connections_per_ip,
+    });
+    let server = match tls {
+        None => tokio::spawn(crate::listen::serve_http(
+            listener,
+            router,
+            connections,
+            opts,
+            shutdown.clone(),
+        )),
         Some(tls) => {
             tokio::spawn(tls.clone().watch(shutdown.clone()));
             let listener =
                 crate::tls::TlsListener::spawn(listener, tls.server_config()?, shutdown.clone())?;
-            // `tap_io` only lends the listener axum's connect-info for its
-            // address type (the peer's SocketAddr).
-            use axum::serve::ListenerExt;
-            let server = axum::serve(listener.tap_io(|_| ()), app).with_graceful_shutdown(stop);
-            tokio::spawn(async move { server.await })
+            tokio::spawn(crate::listen::serve_http(
+                listener,
+                router,
+                connections,
+                opts,
+                shutdown.clone(),
+            ))
         }
     };
-    tokio::select! {
-        r = &mut server => r??,
-        _ = shutdown.cancelled() => match tokio::time::timeout(grace, &mut server).await {
-            Ok(r) => r??,
-            Err(_) => tracing::warn!(
-                grace_secs = grace.as_secs(),
-                "requests still running after the grace period; exiting"
-            ),
-        },
-    }
+    // The server ends after shutdown, once its requests finished or the
+    // grace period ran out.
+    server.await?;
     engine.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod fanout;
 pub mod health;
 pub mod importer;
+pub mod listen;
 pub mod logging;
 pub mod media;
 pub mod metrics;

@@ -701,13 +701,19 @@ async fn keys_links_and_settings(app: TestApp) {
     );
 
     // No camera passwords; the only encrypted values are the RTSP Digest
-    // hashes of the keys the service created (the test's admin key).
+    // hashes of the keys the service created (the test's admin key) and
+    // the link-signing secret, never in clear.
     let stored = s.stored_credentials().await.unwrap();
     assert!(!stored.is_empty());
     assert!(
-        stored
-            .iter()
-            .all(|(id, v)| id.starts_with("key:") && v.starts_with("enc:v1:")),
+        stored.iter().all(
+            |(id, v)| (id.starts_with("key:") || id == "setting:link_secret")
+                && v.starts_with("enc:v1:")
+        ),
+        "{stored:?}"
+    );
+    assert!(
+        stored.iter().any(|(id, _)| id == "setting:link_secret"),
         "{stored:?}"
     );
 }

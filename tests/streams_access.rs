@@ -96,6 +96,7 @@ impl Gateway {
         config.server.listen = "127.0.0.1:0".into();
         config.relay.rtsp_listen = "127.0.0.1:0".into();
         config.metrics.listen = String::new();
+        config.relay.auth_timeout_secs = 2;
         let auth = AuthService::new(store.clone(), Default::default())
             .with_cipher(store.credential_cipher().unwrap());
         let admin = auth
@@ -796,4 +797,317 @@ async fn stream_caps_rate_limits_and_embed_headers(gw: Gateway) {
         "{resp}"
     );
     assert!(resp.contains("\"rate_limited\""), "{resp}");
+}
+
+both_backends_gateway!(the_access_holes_stay_closed);
+
+/// A raw HTTP/1.1 request with extra header lines; status, headers, body.
+fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let len = if body.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\n{headers}{len}Connection: close\r\n\r\n{body}"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+/// One RTSP request on `s`; the status and the response head.
+fn rtsp_request(
+    s: &mut TcpStream,
+    method: &str,
+    uri: &str,
+    cseq: u32,
+    extra: &str,
+) -> (u16, String) {
+    write!(s, "{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    let _ = s.read_exact(&mut body);
+    (
+        head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0),
+        head,
+    )
+}
+
+fn nonce_of(head: &str) -> String {
+    head.split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Whether the peer closed `s` (within 5 s).
+fn closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 64];
+    matches!(s.read(&mut b), Ok(0) | Err(_))
+}
+
+async fn the_access_holes_stay_closed(gw: Gateway) {
+    use base64::Engine as _;
+    use camgate::auth::digest;
+    let (a, b) = (gw.cam("A").to_string(), gw.cam("B").to_string());
+
+    // The signing secret is stored encrypted with the credential key.
+    let stored = gw.store.setting("link_secret").await.unwrap().unwrap();
+    assert!(
+        stored.starts_with("enc:v1:"),
+        "the link secret at rest: {stored}"
+    );
+    let secret = gw
+        .store
+        .credential_cipher()
+        .unwrap()
+        .decrypt(&stored)
+        .unwrap();
+
+    // A token signed with the secret, carrying a real link's id but no
+    // camera or district, or another camera: refused. The link's reach is
+    // its stored record's.
+    let (link_id, genuine) = gw.link();
+    let exp = now_ms() / 1000 + 600;
+    for (camera, district) in [
+        (None, None),
+        (Some(b.clone()), None),
+        (None, Some("62".to_string())),
+    ] {
+        let forged = sign_link(
+            &LinkClaims {
+                id: link_id.clone(),
+                camera,
+                district,
+                exp,
+            },
+            secret.as_bytes(),
+        );
+        for target in [&a, &b] {
+            let (s, _) = gw.call(
+                "GET",
+                &format!("/embed/{target}?token={forged}"),
+                None,
+                None,
+            );
+            assert_eq!(s, 401, "a forged token opened /embed/{target}");
+        }
+    }
+    assert_eq!(
+        gw.call("GET", &format!("/embed/{a}?token={genuine}"), None, None)
+            .0,
+        200
+    );
+    assert_eq!(
+        gw.call("GET", &format!("/embed/{b}?token={genuine}"), None, None)
+            .0,
+        404
+    );
+
+    // Link URLs come from the gateway's address, never the Host header.
+    let body = json!({"camera_id": a, "ttl_secs": 600}).to_string();
+    let (s, _, text) = http_raw(
+        gw.http,
+        "POST",
+        "/api/v1/embed-links",
+        &format!(
+            "Host: evil.example\r\nAuthorization: Bearer {}\r\n",
+            gw.admin
+        ),
+        &body,
+    );
+    assert_eq!(s, 201, "{text}");
+    assert!(!text.contains("evil.example"), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let embed = v["urls"]["embed"].as_str().unwrap();
+    assert!(
+        embed.starts_with(&format!("http://{}/embed/", gw.http)),
+        "{embed}"
+    );
+    assert!(
+        v["urls"]["rtsp"].as_str().unwrap().starts_with(&format!(
+            "rtsp://{}:{}/cam/",
+            gw.http.ip(),
+            gw.rtsp.port()
+        )),
+        "{v}"
+    );
+
+    // Roles: logout works for a viewer; links are for operators; a scoped
+    // admin does not see the unscoped admin's key.
+    gw.auth
+        .create_user("viewer1", "viewer-Pass-123", Role::Viewer, None)
+        .await
+        .unwrap();
+    let (session, _) = gw.auth.login("viewer1", "viewer-Pass-123").await.unwrap();
+    let cookie = format!("Cookie: camgate_session={session}\r\n");
+    let (s, _, _) = http_raw(gw.http, "GET", "/api/v1/auth/me", &cookie, "");
+    assert_eq!(s, 200);
+    let (s, _, text) = http_raw(gw.http, "POST", "/api/v1/auth/logout", &cookie, "");
+    assert_eq!(s, 204, "a viewer logs out: {text}");
+    let (s, _, _) = http_raw(gw.http, "GET", "/api/v1/auth/me", &cookie, "");
+    assert_eq!(s, 401, "the session ended with the logout");
+    let viewer_key = gw.key(Role::Viewer, None).await;
+    let (s, v) = gw.call("GET", "/api/v1/embed-links", Some(&viewer_key), None);
+    assert_eq!(s, 403, "{v}");
+    let scoped_admin = gw.key(Role::Admin, Some("6206")).await;
+    let (s, v) = gw.call("GET", "/api/v1/keys", Some(&scoped_admin), None);
+    assert_eq!(s, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|k| k["scope"].as_str().is_some_and(|sc| sc.starts_with("6206"))),
+        "a scoped admin lists only keys inside its scope: {v}"
+    );
+
+    // WebSocket upgrades with the session cookie from another site are
+    // refused; from the gateway's own origin, or with a token, accepted.
+    gw.auth
+        .create_user("op1", "operator-Pass-123", Role::Operator, None)
+        .await
+        .unwrap();
+    let (session, _) = gw.auth.login("op1", "operator-Pass-123").await.unwrap();
+    let ws = |origin: &str, query: String| {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut req = format!("ws://{}/live/{a}{query}", gw.http)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        req.headers_mut().insert(
+            "cookie",
+            format!("camgate_session={session}").parse().unwrap(),
+        );
+        async move {
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((mut ws, r)) => {
+                    let _ = ws.close(None).await;
+                    r.status().as_u16()
+                }
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    assert_eq!(ws("https://evil.example", String::new()).await, 403);
+    assert_eq!(ws(&format!("http://{}", gw.http), String::new()).await, 101);
+    assert_eq!(
+        ws("https://evil.example", format!("?token={genuine}")).await,
+        101
+    );
+
+    // RTSP Digest: an answer is bound to its URI and its connection.
+    let key = gw
+        .auth
+        .create_key("digest", Role::Viewer, None, None, "tests")
+        .await
+        .unwrap();
+    let ha1 = digest::ha1(&key.row.id, &key.secret);
+    let uri_a = format!("rtsp://{}/cam/{a}", gw.rtsp);
+    let uri_b = format!("rtsp://{}/cam/{b}", gw.rtsp);
+    let mut c1 = TcpStream::connect(gw.rtsp).unwrap();
+    c1.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let (s, head) = rtsp_request(&mut c1, "DESCRIBE", &uri_a, 1, "");
+    assert_eq!(s, 401);
+    let nonce = nonce_of(&head);
+    let answer = |uri: &str, method: &str| {
+        format!(
+            "Authorization: Digest username=\"{}\", realm=\"camgate\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\"\r\n",
+            key.row.id,
+            digest::response(&ha1, &nonce, method, uri)
+        )
+    };
+    let (s, _) = rtsp_request(&mut c1, "DESCRIBE", &uri_a, 2, &answer(&uri_a, "DESCRIBE"));
+    assert_eq!(s, 200, "Digest on its own connection and URI");
+    // The same header for another camera, on this connection and another.
+    let (s, _) = rtsp_request(&mut c1, "DESCRIBE", &uri_b, 3, &answer(&uri_a, "DESCRIBE"));
+    assert_eq!(s, 401, "a Digest answer for /cam/A used for /cam/B");
+    let mut c2 = TcpStream::connect(gw.rtsp).unwrap();
+    c2.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let (s, _) = rtsp_request(&mut c2, "DESCRIBE", &uri_a, 1, &answer(&uri_a, "DESCRIBE"));
+    assert_eq!(
+        s, 401,
+        "a captured Digest answer replayed on a new connection"
+    );
+    let (s, _) = rtsp_request(&mut c2, "DESCRIBE", &uri_b, 2, &answer(&uri_b, "DESCRIBE"));
+    assert_eq!(s, 401, "another connection's nonce");
+
+    // A key revoked while its RTSP connection is open: the next request is
+    // refused and the connection closed at once.
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", key.row.id, key.secret));
+    let mut c3 = TcpStream::connect(gw.rtsp).unwrap();
+    c3.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let auth = format!("Authorization: Basic {basic}\r\n");
+    let (s, _) = rtsp_request(&mut c3, "DESCRIBE", &uri_a, 1, &auth);
+    assert_eq!(s, 200);
+    let (s, v) = gw.call(
+        "DELETE",
+        &format!("/api/v1/keys/{}", key.row.id),
+        Some(&gw.admin),
+        None,
+    );
+    assert!(s == 204 || s == 200, "{v}");
+    let revoked_at = Instant::now();
+    assert!(closed(&mut c3), "the revoked key's connection is closed");
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(1),
+        "closed at once: {:?}",
+        revoked_at.elapsed()
+    );
+
+    // An unauthenticated client that streams interleaved data is cut off
+    // after relay.auth_timeout_secs (2 s here).
+    let mut c4 = TcpStream::connect(gw.rtsp).unwrap();
+    let started = Instant::now();
+    let mut cut = false;
+    while started.elapsed() < Duration::from_secs(8) {
+        if c4.write_all(b"$\x01\x00\x04abcd").is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        cut || closed(&mut c4),
+        "an unauthenticated interleaved stream is cut off"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -372,32 +372,6 @@ fn link_json(l: &EmbedLinkRow) -> Value {
     })
 }
 
-/// `http(s)://host[:port]` as the client addressed us, and the host alone.
-fn origin_of(st: &AppState, headers: &HeaderMap) -> (String, String) {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("127.0.0.1")
-        .to_string();
-    let scheme = if st.config.security.tls_enabled() {
-        "https"
-    } else {
-        "http"
-    };
-    let bare = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => {
-            h.to_string()
-        }
-        _ => host.clone(),
-    };
-    (format!("{scheme}://{host}"), bare)
-}
-
 /// `POST /api/v1/embed-links {camera_id | district, ttl_secs, note}`: a
 /// signed link for one camera or a district subtree, with ready URLs for
 /// the embed page, LL-HLS and RTSP (`{camera_id}` stands for the camera
@@ -405,7 +379,6 @@ fn origin_of(st: &AppState, headers: &HeaderMap) -> (String, String) {
 pub async fn create_link(
     State(st): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     ApiJson(n): ApiJson<NewLink>,
 ) -> Result<Response, ApiError> {
     let camera = n.camera_id.as_deref().filter(|c| !c.is_empty());
@@ -479,15 +452,10 @@ pub async fn create_link(
         district: row.district_code.clone(),
         exp: row.expires_at_ms / 1000,
     });
-    let (origin, host) = origin_of(&st, &headers);
+    // From the configuration, never the request's Host header (which the
+    // client chooses: a link to another site carrying a valid token).
+    let (origin, host, rtsp_port) = (&st.public.origin, &st.public.host, st.public.rtsp_port);
     let cam = camera.unwrap_or("{camera_id}");
-    let rtsp_port = st
-        .config
-        .relay
-        .rtsp_listen
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .map(|a| a.port());
     let urls = json!({
         "embed": format!("{origin}/embed/{cam}?token={token}"),
         "hls": format!("{origin}/hls/{cam}/index.m3u8?token={token}"),

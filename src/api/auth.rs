@@ -30,8 +30,15 @@ fn required_role(method: &Method, path: &str) -> Role {
     };
     if admin_only.into_iter().any(under) {
         Role::Admin
-    } else if under("/api/v1/me") || matches!(*method, Method::GET | Method::HEAD) {
-        // `/me/...` is the caller's own (its wall layouts): any role.
+    } else if under("/api/v1/embed-links") {
+        // Links hand out access: listing them shows who can watch what.
+        Role::Operator
+    } else if under("/api/v1/me")
+        || under("/api/v1/auth")
+        || matches!(*method, Method::GET | Method::HEAD)
+    {
+        // `/me/...` is the caller's own (its wall layouts), `/auth/...` its
+        // session (logout): any role.
         Role::Viewer
     } else {
         Role::Operator
@@ -107,6 +114,34 @@ pub async fn stream_principal(
         Ok(None) => Err(unauthorized()),
         Err(e) => Err(e.into_response()),
     }
+}
+
+/// Whether a stream request authenticates with the session cookie alone
+/// (no `?token=`, no bearer key): the case a browser adds by itself, so a
+/// page of another site could use it.
+pub fn by_cookie(headers: &HeaderMap, token: Option<&str>) -> bool {
+    token.is_none_or(str::is_empty)
+        && headers.get(header::AUTHORIZATION).is_none()
+        && cookie(headers, SESSION_COOKIE).is_some()
+}
+
+/// Whether the request's `Origin` (if any) is the gateway's own — the
+/// request's `Host`, or `server.public_url` — or one of
+/// `security.embed_origins`. Non-browser clients send no `Origin`.
+pub fn same_or_embed_origin(st: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let own = &st.public.origin;
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| Some(authority) == host)
+        || origin == own.as_str()
+        || st.config.security.embed_origins.iter().any(|o| o == origin)
 }
 
 /// The camera `id` when `p` may watch it; 404 otherwise, alike for unknown,
@@ -349,6 +384,14 @@ mod tests {
         assert_eq!(required_role(&Method::GET, "/api/v1/keys/x"), Role::Admin);
         assert_eq!(required_role(&Method::GET, "/api/v1/audit"), Role::Admin);
         assert_eq!(required_role(&Method::GET, "/api/v1/usersx"), Role::Viewer);
+        assert_eq!(
+            required_role(&Method::POST, "/api/v1/auth/logout"),
+            Role::Viewer
+        );
+        assert_eq!(
+            required_role(&Method::GET, "/api/v1/embed-links"),
+            Role::Operator
+        );
     }
 
     #[test]

@@ -47,6 +47,48 @@ pub struct AppState {
     pub api_limit: Arc<limit::RateLimiter>,
     /// Login attempts per client address.
     pub login_limit: Arc<limit::RateLimiter>,
+    /// Where clients reach this gateway, for the URLs it hands out.
+    pub public: Arc<PublicAddress>,
+}
+
+/// Where clients reach the gateway: from `server.public_url`, else the
+/// bound listeners (never a request's `Host`, which the client chooses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicAddress {
+    /// `http(s)://host:port` of the HTTP listener.
+    pub origin: String,
+    /// The host alone.
+    pub host: String,
+    /// The RTSP relay's port, when it listens.
+    pub rtsp_port: Option<u16>,
+}
+
+impl PublicAddress {
+    /// From the configuration and, when known, the bound addresses.
+    pub fn new(
+        config: &Config,
+        http: Option<std::net::SocketAddr>,
+        rtsp: Option<std::net::SocketAddr>,
+    ) -> Self {
+        let mut server = config.server.clone();
+        if let Some(a) = http {
+            server.listen = a.to_string();
+        }
+        let (origin, host) = server.public_origin(config.security.tls_enabled());
+        let rtsp_port = rtsp.map(|a| a.port()).or_else(|| {
+            config
+                .relay
+                .rtsp_listen
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|a| a.port())
+        });
+        PublicAddress {
+            origin,
+            host,
+            rtsp_port,
+        }
+    }
 }
 
 impl AppState {
@@ -91,6 +133,7 @@ impl AppState {
         Ok(AppState {
             api_limit: Arc::new(limit::RateLimiter::new(sec.api_rate_per_sec, sec.api_burst)),
             login_limit: Arc::new(limit::RateLimiter::new(sec.login_rate_per_sec, 10)),
+            public: Arc::new(PublicAddress::new(&config, None, None)),
             store,
             config,
             pulls,

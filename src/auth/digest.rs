@@ -32,33 +32,50 @@ pub fn response(ha1: &str, nonce: &str, method: &str, uri: &str) -> String {
     md5_hex(&format!("{ha1}:{nonce}:{ha2}"))
 }
 
-fn nonce_mac(secret: &[u8], issued: &str) -> String {
+fn nonce_mac(secret: &[u8], issued: &str, salt: &str) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     m.update(b"rtsp-nonce.");
     m.update(issued.as_bytes());
+    m.update(b".");
+    m.update(salt.as_bytes());
     hex::encode(&m.finalize().into_bytes()[..12])
 }
 
-/// A nonce issued at `now` (Unix seconds): the time and a MAC over it, so
-/// it is checked without server state.
-pub fn nonce(secret: &[u8], now: i64) -> String {
+/// A nonce issued at `now` (Unix seconds) on the connection whose random
+/// `salt` it is: the time and a MAC over both, so it is checked without
+/// server state and is worth nothing on another connection.
+pub fn nonce(secret: &[u8], now: i64, salt: &str) -> String {
     let issued = format!("{now:x}");
-    let mac = nonce_mac(secret, &issued);
+    let mac = nonce_mac(secret, &issued, salt);
     format!("{issued}{mac}")
 }
 
-/// Whether `n` is a nonce of ours issued within [`NONCE_TTL_SECS`].
-pub fn nonce_fresh(n: &str, secret: &[u8], now: i64) -> bool {
-    if n.len() <= 24 || n.len() > 40 {
+/// Whether `n` is a nonce of ours issued within [`NONCE_TTL_SECS`] on the
+/// connection of `salt`.
+pub fn nonce_fresh(n: &str, secret: &[u8], now: i64, salt: &str) -> bool {
+    if n.len() <= 24 || n.len() > 40 || !n.is_ascii() {
         return false;
     }
     let (issued, mac) = n.split_at(n.len() - 24);
     let Ok(t) = i64::from_str_radix(issued, 16) else {
         return false;
     };
-    ct_eq(nonce_mac(secret, issued).as_bytes(), mac.as_bytes())
+    ct_eq(nonce_mac(secret, issued, salt).as_bytes(), mac.as_bytes())
         && t <= now + 5
         && now - t <= NONCE_TTL_SECS
+}
+
+/// Whether a Digest answer's `uri` names the request's URI: equal, or the
+/// same path and query when one of them is written without the
+/// `rtsp://host:port` part (both forms are seen from clients).
+pub fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
+    fn path(u: &str) -> &str {
+        match u.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+            None => u,
+        }
+    }
+    digest_uri == request_uri || path(digest_uri) == path(request_uri)
 }
 
 /// Equality that takes the same time wherever the inputs differ.
@@ -155,11 +172,11 @@ fn params(s: &str) -> Vec<(String, String)> {
 
 /// The `WWW-Authenticate` values of a challenge: Digest first (clients
 /// pick the strongest they know), then Basic.
-pub fn challenge(secret: &[u8], now: i64) -> [String; 2] {
+pub fn challenge(secret: &[u8], now: i64, salt: &str) -> [String; 2] {
     [
         format!(
             "Digest realm=\"{REALM}\", nonce=\"{}\", algorithm=MD5",
-            nonce(secret, now)
+            nonce(secret, now, salt)
         ),
         format!("Basic realm=\"{REALM}\""),
     ]
@@ -203,14 +220,30 @@ mod tests {
     }
 
     #[test]
-    fn nonces_expire_and_cannot_be_forged() {
-        let n = nonce(b"k", 1_000);
-        assert!(nonce_fresh(&n, b"k", 1_000));
-        assert!(nonce_fresh(&n, b"k", 1_000 + NONCE_TTL_SECS));
-        assert!(!nonce_fresh(&n, b"k", 1_001 + NONCE_TTL_SECS));
-        assert!(!nonce_fresh(&n, b"other", 1_000));
+    fn nonces_expire_belong_to_their_connection_and_cannot_be_forged() {
+        let n = nonce(b"k", 1_000, "conn-a");
+        assert!(nonce_fresh(&n, b"k", 1_000, "conn-a"));
+        assert!(nonce_fresh(&n, b"k", 1_000 + NONCE_TTL_SECS, "conn-a"));
+        assert!(!nonce_fresh(&n, b"k", 1_001 + NONCE_TTL_SECS, "conn-a"));
+        assert!(!nonce_fresh(&n, b"other", 1_000, "conn-a"));
+        assert!(
+            !nonce_fresh(&n, b"k", 1_000, "conn-b"),
+            "another connection's"
+        );
         let forged = format!("{:x}{}", 2_000, &n[n.len() - 24..]);
-        assert!(!nonce_fresh(&forged, b"k", 2_000));
-        assert!(!nonce_fresh("", b"k", 0));
+        assert!(!nonce_fresh(&forged, b"k", 2_000, "conn-a"));
+        assert!(!nonce_fresh("", b"k", 0, ""));
+        assert!(!nonce_fresh("é".repeat(20).as_str(), b"k", 0, ""));
+    }
+
+    #[test]
+    fn digest_uris_match_their_request_only() {
+        let r = "rtsp://127.0.0.1:8554/cam/A";
+        assert!(uri_matches(r, r));
+        assert!(uri_matches("/cam/A", r));
+        assert!(uri_matches("rtsp://10.0.0.1:554/cam/A", "/cam/A"));
+        assert!(!uri_matches("rtsp://127.0.0.1:8554/cam/B", r));
+        assert!(!uri_matches("/cam/A/trackID=0", r));
+        assert!(!uri_matches("", r));
     }
 }

@@ -62,10 +62,12 @@ pub enum Credential<'a> {
     /// RTSP Basic: a username and password, or any name and an API key or
     /// link token as the password.
     Basic { user: &'a str, pass: &'a str },
-    /// RTSP Digest, for the request's method.
+    /// RTSP Digest, for the request's method, on the connection of `salt`
+    /// (its nonces are bound to it). The caller checked the `uri`.
     Digest {
         auth: &'a DigestAuth,
         method: &'a str,
+        salt: &'a str,
     },
 }
 
@@ -94,6 +96,15 @@ struct HlsView {
 /// How long a link's validity, once read from the database, is trusted.
 const LINK_CACHE: Duration = Duration::from_secs(2);
 
+/// What a stored link reaches: one camera, or one district subtree. Read
+/// from the link's database record, never from a token: a token whose
+/// claims differ from its record is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LinkReach {
+    camera: Option<String>,
+    district: Option<String>,
+}
+
 /// The stream gate.
 pub struct Gate {
     auth: Arc<AuthService>,
@@ -104,8 +115,11 @@ pub struct Gate {
     opts: GateOptions,
     next: AtomicU64,
     views: Mutex<HashMap<u64, Live>>,
-    /// Link ID → (valid, when read).
-    links: Mutex<HashMap<String, (bool, Instant)>>,
+    /// Connections authenticated as a principal, not (yet) viewing: ended
+    /// like views when the credential is revoked.
+    watchers: Mutex<HashMap<u64, Live>>,
+    /// Link ID → (what it reaches, when valid; when read).
+    links: Mutex<HashMap<String, (Option<LinkReach>, Instant)>>,
     hls: Mutex<HashMap<(String, IpAddr, String), HlsView>>,
 }
 
@@ -117,16 +131,15 @@ impl Gate {
         store: Arc<dyn Store>,
         opts: GateOptions,
     ) -> Result<Arc<Gate>, StoreError> {
-        let secret = store
-            .setting_or_insert("link_secret", &token::random(32))
-            .await?;
+        let secret = link_secret(&*store).await?;
         Ok(Arc::new(Gate {
             auth,
             store,
-            secret: secret.into_bytes(),
+            secret,
             opts,
             next: AtomicU64::new(1),
             views: Mutex::default(),
+            watchers: Mutex::default(),
             links: Mutex::default(),
             hls: Mutex::default(),
         }))
@@ -137,9 +150,10 @@ impl Gate {
         token::sign_link(claims, &self.secret)
     }
 
-    /// The `WWW-Authenticate` values of an RTSP challenge.
-    pub fn challenge(&self) -> [String; 2] {
-        digest::challenge(&self.secret, now_ms() / 1000)
+    /// The `WWW-Authenticate` values of an RTSP challenge on the connection
+    /// of `salt`.
+    pub fn challenge(&self, salt: &str) -> [String; 2] {
+        digest::challenge(&self.secret, now_ms() / 1000, salt)
     }
 
     /// The principal a credential belongs to; `None` when it is unknown,
@@ -156,8 +170,8 @@ impl Gate {
                     self.auth.password_principal(user, pass).await
                 }
             }
-            Credential::Digest { auth, method } => {
-                if !digest::nonce_fresh(&auth.nonce, &self.secret, now_ms() / 1000) {
+            Credential::Digest { auth, method, salt } => {
+                if !digest::nonce_fresh(&auth.nonce, &self.secret, now_ms() / 1000, salt) {
                     return Ok(None);
                 }
                 self.auth.digest_principal(auth, method).await
@@ -173,38 +187,56 @@ impl Gate {
         let Ok(claims) = token::verify_link(t, &self.secret, now_ms() / 1000) else {
             return Ok(None);
         };
-        if !self.link_valid(&claims.id, LINK_CACHE).await? {
+        let Some(reach) = self.link_reach(&claims.id, LINK_CACHE).await? else {
+            return Ok(None);
+        };
+        if reach.camera != claims.camera || reach.district != claims.district {
+            tracing::warn!(link = %claims.id, "a link token's claims differ from its stored link: refused");
             return Ok(None);
         }
         Ok(Some(Principal {
             kind: PrincipalKind::Link {
                 id: claims.id,
-                camera: claims.camera,
+                camera: reach.camera,
             },
             role: Role::Viewer,
-            scope: Scope(claims.district),
+            scope: Scope(reach.district),
         }))
     }
 
-    /// Whether link `id` exists, is not revoked and has not expired, as
-    /// read from the database at most `max_age` ago.
-    async fn link_valid(&self, id: &str, max_age: Duration) -> Result<bool, StoreError> {
-        if let Some((valid, at)) = self.links.lock().unwrap().get(id)
+    /// What link `id` reaches, if it exists, is not revoked, has not
+    /// expired and reaches a camera or a district, as read from the
+    /// database at most `max_age` ago.
+    async fn link_reach(
+        &self,
+        id: &str,
+        max_age: Duration,
+    ) -> Result<Option<LinkReach>, StoreError> {
+        if let Some((reach, at)) = self.links.lock().unwrap().get(id)
             && at.elapsed() <= max_age
         {
-            return Ok(*valid);
+            return Ok(reach.clone());
         }
-        let valid = self
+        let reach = self
             .store
             .link(id)
             .await?
-            .is_some_and(|l| l.revoked_at_ms.is_none() && l.expires_at_ms > now_ms());
+            .filter(|l| l.revoked_at_ms.is_none() && l.expires_at_ms > now_ms())
+            .filter(|l| l.camera_id.is_some() || l.district_code.is_some())
+            .map(|l| LinkReach {
+                camera: l.camera_id,
+                district: l.district_code,
+            });
         let mut links = self.links.lock().unwrap();
         if links.len() >= 10_000 {
             links.retain(|_, (_, at)| at.elapsed() <= LINK_CACHE);
         }
-        links.insert(id.to_string(), (valid, Instant::now()));
-        Ok(valid)
+        links.insert(id.to_string(), (reach.clone(), Instant::now()));
+        Ok(reach)
+    }
+
+    async fn link_valid(&self, id: &str, max_age: Duration) -> Result<bool, StoreError> {
+        Ok(self.link_reach(id, max_age).await?.is_some())
     }
 
     /// After link `id` was revoked: refuses it from now on and ends its
@@ -213,7 +245,7 @@ impl Gate {
         self.links
             .lock()
             .unwrap()
-            .insert(id.to_string(), (false, Instant::now()));
+            .insert(id.to_string(), (None, Instant::now()));
         self.end_views(|p| matches!(&p.kind, PrincipalKind::Link { id: l, .. } if l == id));
     }
 
@@ -228,9 +260,39 @@ impl Gate {
     }
 
     fn end_views(&self, which: impl Fn(&Principal) -> bool) {
-        let views = self.views.lock().unwrap();
-        for v in views.values().filter(|v| which(&v.principal)) {
-            v.cancel.cancel();
+        for map in [&self.views, &self.watchers] {
+            let live = map.lock().unwrap();
+            for v in live.values().filter(|v| which(&v.principal)) {
+                v.cancel.cancel();
+            }
+        }
+    }
+
+    /// Watches a connection's principal: the watch's `cancel` fires when
+    /// its credential is revoked or found invalid, as a view's does.
+    pub fn watch(self: &Arc<Self>, p: &Principal) -> Watch {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let cancel = CancellationToken::new();
+        self.watchers.lock().unwrap().insert(
+            id,
+            Live {
+                principal: p.clone(),
+                cancel: cancel.clone(),
+            },
+        );
+        Watch {
+            gate: self.clone(),
+            id,
+            cancel,
+        }
+    }
+
+    /// Whether `p`'s credential is still good (not revoked, expired or
+    /// disabled).
+    pub async fn still_valid(&self, p: &Principal) -> Result<bool, StoreError> {
+        match &p.kind {
+            PrincipalKind::Link { id, .. } => self.link_valid(id, LINK_CACHE).await,
+            _ => self.auth.still_valid(p).await,
         }
     }
 
@@ -362,13 +424,17 @@ impl Gate {
     /// Ends the views whose credential is no longer valid.
     async fn recheck(&self) -> Result<(), StoreError> {
         let principals: Vec<Principal> = {
-            let views = self.views.lock().unwrap();
             let mut seen = HashSet::new();
-            views
-                .values()
-                .filter(|v| !v.cancel.is_cancelled() && seen.insert(v.principal.label()))
-                .map(|v| v.principal.clone())
-                .collect()
+            let mut out = Vec::new();
+            for map in [&self.views, &self.watchers] {
+                let live = map.lock().unwrap();
+                out.extend(
+                    live.values()
+                        .filter(|v| !v.cancel.is_cancelled() && seen.insert(v.principal.label()))
+                        .map(|v| v.principal.clone()),
+                );
+            }
+            out
         };
         for p in principals {
             let valid = match &p.kind {
@@ -381,6 +447,45 @@ impl Gate {
             }
         }
         Ok(())
+    }
+}
+
+/// The secret that signs embed links and RTSP nonces, shared by every node
+/// through the database's settings. With a credential key it is stored
+/// encrypted like the camera passwords (a copy of the database alone
+/// cannot mint links); one an earlier version stored in clear is
+/// encrypted at start (`check_credentials`).
+async fn link_secret(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
+    let cipher = store.credential_cipher();
+    let fresh = token::random(32);
+    let stored = store
+        .setting_or_insert(
+            LINK_SECRET,
+            &cipher.as_ref().map_or(fresh.clone(), |c| c.encrypt(&fresh)),
+        )
+        .await?;
+    match cipher {
+        Some(c) if super::cipher::is_encrypted(&stored) => c
+            .decrypt(&stored)
+            .map(String::into_bytes)
+            .map_err(|e| StoreError::Corrupt(format!("the link-signing secret: {e}"))),
+        _ => Ok(stored.into_bytes()),
+    }
+}
+
+/// The settings key of the link-signing secret.
+pub const LINK_SECRET: &str = "link_secret";
+
+/// A watched connection (see [`Gate::watch`]); dropping it stops the watch.
+pub struct Watch {
+    gate: Arc<Gate>,
+    id: u64,
+    pub cancel: CancellationToken,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.gate.watchers.lock().unwrap().remove(&self.id);
     }
 }
 

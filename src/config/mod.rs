@@ -36,6 +36,18 @@ pub struct ServerConfig {
     pub max_import_bytes: u64,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace_secs: u64,
+    /// The address clients reach the gateway at (`https://video.example`),
+    /// used in embed-link URLs. Empty: the listen address (with this
+    /// machine's host name when it listens on every interface). Never the
+    /// request's `Host` header, which the client chooses.
+    pub public_url: String,
+    /// A client must send a whole request head within this long, on a new
+    /// connection and between requests of a kept-alive one.
+    pub header_read_timeout_secs: u64,
+    /// Open HTTP connections at most, in total.
+    pub max_connections: usize,
+    /// Open HTTP connections at most from one client address.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -274,6 +286,13 @@ pub struct RelayConfig {
     /// playing, or playing over UDP) ends after this long without a request
     /// or an RTCP report from its client.
     pub session_timeout_secs: u64,
+    /// A client must authenticate within this long of connecting, and
+    /// send each request head within this long; else it is disconnected.
+    pub auth_timeout_secs: u64,
+    /// Open RTSP connections at most, in total.
+    pub max_connections: usize,
+    /// Open RTSP connections at most from one client address.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for RelayConfig {
@@ -283,6 +302,9 @@ impl Default for RelayConfig {
             open_timeout_secs: 10,
             write_timeout_secs: 10,
             session_timeout_secs: 60,
+            auth_timeout_secs: 10,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -293,6 +315,11 @@ impl RelayConfig {
             open_timeout: std::time::Duration::from_secs(self.open_timeout_secs),
             write_timeout: std::time::Duration::from_secs(self.write_timeout_secs),
             session_timeout: std::time::Duration::from_secs(self.session_timeout_secs),
+            auth_timeout: std::time::Duration::from_secs(self.auth_timeout_secs),
+            limits: crate::listen::ConnLimits {
+                total: self.max_connections,
+                per_ip: self.max_connections_per_ip,
+            },
         }
     }
 }
@@ -351,6 +378,48 @@ impl Default for SecurityConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// Where clients reach the HTTP listener: `(origin, host)`, as in
+    /// `("https://video.example", "video.example")`. From
+    /// `server.public_url`, else the listen address (this machine's host
+    /// name when it listens on every interface).
+    pub fn public_origin(&self, tls: bool) -> (String, String) {
+        if let Ok(u) = url::Url::parse(&self.public_url) {
+            let origin = u.origin().ascii_serialization();
+            return (origin, u.host_str().unwrap_or("").to_string());
+        }
+        let scheme = if tls { "https" } else { "http" };
+        let (host, port) = match self.listen.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_unspecified() => (host_name(), a.port()),
+            Ok(SocketAddr::V6(a)) => (format!("[{}]", a.ip()), a.port()),
+            Ok(a) => (a.ip().to_string(), a.port()),
+            Err(_) => ("127.0.0.1".to_string(), 8080),
+        };
+        (format!("{scheme}://{host}:{port}"), host)
+    }
+}
+
+/// This machine's host name (`localhost` when it has none).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes a
+    // NUL-terminated name into it (truncated if longer).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name)
+            if rc == 0
+                && !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)) =>
+        {
+            name.to_string()
+        }
+        _ => "localhost".to_string(),
     }
 }
 
@@ -452,6 +521,10 @@ impl Default for ServerConfig {
             listen: "0.0.0.0:8080".into(),
             max_import_bytes: 64 * 1024 * 1024,
             shutdown_grace_secs: 10,
+            public_url: String::new(),
+            header_read_timeout_secs: 10,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -620,6 +693,68 @@ impl Config {
                     self.server.listen
                 ),
             ));
+        }
+        if !self.server.public_url.is_empty() {
+            match url::Url::parse(&self.server.public_url) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some()
+                        && u.path() == "/"
+                        && u.query().is_none()
+                        && u.username().is_empty() => {}
+                _ => {
+                    return Err(err(
+                        "server.public_url",
+                        format!(
+                            "{:?} is not a URL like https://video.example or http://10.0.0.5:8080 \
+                             (scheme, host and port only)",
+                            self.server.public_url
+                        ),
+                    ));
+                }
+            }
+        }
+        for (key, v, min, max) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs as usize,
+                1,
+                3600,
+            ),
+            (
+                "server.max_connections",
+                self.server.max_connections,
+                1,
+                1_000_000,
+            ),
+            (
+                "server.max_connections_per_ip",
+                self.server.max_connections_per_ip,
+                1,
+                1_000_000,
+            ),
+            (
+                "relay.auth_timeout_secs",
+                self.relay.auth_timeout_secs as usize,
+                1,
+                3600,
+            ),
+            (
+                "relay.max_connections",
+                self.relay.max_connections,
+                1,
+                1_000_000,
+            ),
+            (
+                "relay.max_connections_per_ip",
+                self.relay.max_connections_per_ip,
+                1,
+                1_000_000,
+            ),
+        ] {
+            if v < min || v > max {
+                return Err(err(key, format!("must be between {min} and {max}")));
+            }
         }
         if self.server.max_import_bytes < 1024 {
             return Err(err(

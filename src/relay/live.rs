@@ -24,7 +24,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 
 use super::fmp4::{self, Sample};
-use crate::api::auth::{TokenQuery, stream_camera, stream_principal, view_denied};
+use crate::api::auth::{
+    TokenQuery, by_cookie, same_or_embed_origin, stream_camera, stream_principal, view_denied,
+};
 use crate::api::extract::ClientAddr;
 use crate::api::{ApiError, AppState};
 use crate::auth::gate::ViewTicket;
@@ -44,8 +46,23 @@ pub async fn handler(
     Query(q): Query<TokenQuery>,
     client: ClientAddr,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    // Cross-site WebSocket hijacking: a page elsewhere cannot ride the
+    // operator's session cookie (links and keys name themselves).
+    if by_cookie(&headers, q.token.as_deref()) && !same_or_embed_origin(&st, &headers) {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "a WebSocket opened with the session cookie must come from the gateway's own pages \
+             or an origin in security.embed_origins",
+        )
+        .into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(r) => return r.into_response(),
+    };
     let p = match stream_principal(&st, &headers, q.token.as_deref()).await {
         Ok(p) => p,
         Err(r) => return r,

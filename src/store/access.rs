@@ -226,7 +226,8 @@ pub trait AccessStore: Send + Sync {
 
     /// Every value encrypted with the credential key, as stored (for key
     /// checks and rotation): camera passwords by camera ID, and the RTSP
-    /// Digest hashes of users (`user:ID`) and keys (`key:ID`).
+    /// Digest hashes of users (`user:ID`) and keys (`key:ID`), and the
+    /// link-signing secret (`setting:link_secret`).
     async fn stored_credentials(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Replaces values listed by [`Self::stored_credentials`] (already
     /// encrypted), in one transaction.
@@ -672,6 +673,12 @@ macro_rules! impl_access_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.extend(keys.into_iter().map(|(id, v)| (format!("key:{id}"), v)));
+                // The link-signing secret, kept like the passwords.
+                let secret: Option<String> =
+                    sqlx::query_scalar("SELECT value FROM settings WHERE key = 'link_secret'")
+                        .fetch_optional(&self.pool)
+                        .await?;
+                rows.extend(secret.map(|v| ("setting:link_secret".to_string(), v)));
                 Ok(rows)
             }
 
@@ -688,6 +695,8 @@ macro_rules! impl_access_store {
                         sqlx::query("UPDATE users SET digest_ha1 = $2 WHERE id = $1").bind(user)
                     } else if let Some(key) = id.strip_prefix("key:") {
                         sqlx::query("UPDATE api_keys SET digest_ha1 = $2 WHERE id = $1").bind(key)
+                    } else if let Some(key) = id.strip_prefix("setting:") {
+                        sqlx::query("UPDATE settings SET value = $2 WHERE key = $1").bind(key)
                     } else {
                         sqlx::query("UPDATE cameras SET password = $2 WHERE id = $1").bind(id)
                     };

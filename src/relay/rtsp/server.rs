@@ -51,6 +51,11 @@ pub struct RtspOptions {
     /// A session not playing over TCP ends after this long without a
     /// request (or, over UDP, an RTCP packet) from its client.
     pub session_timeout: Duration,
+    /// A client must authenticate, and send each request head, within this
+    /// long (with a gate); else it is disconnected.
+    pub auth_timeout: Duration,
+    /// Caps on open connections.
+    pub limits: crate::listen::ConnLimits,
 }
 
 impl Default for RtspOptions {
@@ -59,6 +64,8 @@ impl Default for RtspOptions {
             open_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(60),
+            auth_timeout: Duration::from_secs(10),
+            limits: Default::default(),
         }
     }
 }
@@ -99,6 +106,8 @@ pub struct RtspServer {
     /// Authentication, scopes, caps and audit; `None` serves anyone (the
     /// demo's simulated cameras, which stand in for real ones).
     gate: Option<Arc<Gate>>,
+    /// Caps on open connections.
+    pub connections: Arc<crate::listen::ConnGate>,
 }
 
 /// Socket send buffer per viewer connection.
@@ -115,6 +124,7 @@ impl RtspServer {
     ) -> Arc<RtspServer> {
         Arc::new(RtspServer {
             streams,
+            connections: crate::listen::ConnGate::new(opts.limits),
             opts,
             counters,
             gate,
@@ -130,6 +140,10 @@ impl RtspServer {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = self.connections.admit(peer.ip()) else {
+                        drop(stream);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     // A modest send buffer: a viewer that stops reading
                     // blocks our writes within about a second instead of
@@ -138,6 +152,7 @@ impl RtspServer {
                     let server = self.clone();
                     let cancel = cancel.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         tokio::select! {
                             _ = cancel.cancelled() => {}
                             r = server.connection(stream, peer) => {
@@ -168,14 +183,13 @@ impl RtspServer {
         let timeout = self.opts.session_timeout;
         let expiry = tokio::time::sleep(timeout);
         tokio::pin!(expiry);
+        // An unauthenticated client is cut off after this, whatever it
+        // sends meanwhile.
+        let auth_deadline = tokio::time::sleep(self.opts.auth_timeout);
+        tokio::pin!(auth_deadline);
         // Fires when the view's credential is revoked.
         let mut revoked = None;
         loop {
-            if revoked.is_none()
-                && let Some(t) = &conn.ticket
-            {
-                revoked = Some(Box::pin(t.cancel.clone().cancelled_owned()));
-            }
             if conn.playing && guard.is_none() {
                 guard = Some(self.counters.join(&conn.camera.clone().unwrap_or_default()));
                 since = Instant::now();
@@ -187,8 +201,10 @@ impl RtspServer {
                     Ok(None) => break,
                     Ok(Some((m, n))) => {
                         let _ = buf.split_to(n);
-                        expiry.as_mut().reset(tokio::time::Instant::now() + timeout);
                         if let Incoming::Request(req) = m {
+                            // Requests keep a session alive; interleaved
+                            // data alone (RTCP over TCP) only once playing.
+                            expiry.as_mut().reset(tokio::time::Instant::now() + timeout);
                             let (resp, close) = self.handle(&mut conn, &req, peer).await;
                             self.write_all(&mut wr, &resp).await?;
                             if close {
@@ -202,6 +218,12 @@ impl RtspServer {
                         return Ok(());
                     }
                 }
+            }
+            // The watch may have begun with a request just handled.
+            if revoked.is_none()
+                && let Some(w) = &conn.watch
+            {
+                revoked = Some(Box::pin(w.cancel.clone().cancelled_owned()));
             }
             // A session playing over TCP lives as long as its connection
             // (the write timeout and the fan-out's lag limit end a dead
@@ -291,6 +313,14 @@ impl RtspServer {
                         tracing::debug!(%peer, "RTSP connection timed out before playing");
                         return Ok(());
                     }
+                    _ = &mut auth_deadline, if self.gate.is_some() && conn.principal.is_none() => {
+                        tracing::debug!(%peer, "RTSP client did not authenticate in time: disconnected");
+                        return Ok(());
+                    }
+                    _ = async { if let Some(r) = revoked.as_mut() { r.await } }, if revoked.is_some() => {
+                        tracing::info!(%peer, "RTSP client's credential revoked: disconnected");
+                        return Ok(());
+                    }
                     n = read_more(&mut rd, &mut buf) => {
                         if n? == 0 {
                             return Ok(());
@@ -341,15 +371,19 @@ impl RtspServer {
     async fn handle(&self, conn: &mut Conn, req: &Request, peer: SocketAddr) -> (Vec<u8>, bool) {
         let cseq = req.cseq();
         let simple = |status: u16, reason: &str| message::response(status, reason, cseq, &[], &[]);
+        // Every request but OPTIONS and TEARDOWN is authorised anew: a
+        // credential revoked meanwhile answers no further request.
+        if !matches!(req.method.as_str(), "OPTIONS" | "TEARDOWN")
+            && let Err(refusal) = self.authorize(conn, req, peer).await
+        {
+            return refusal;
+        }
         match req.method.as_str() {
             "OPTIONS" => (
                 message::response(200, "OK", cseq, &[("Public", PUBLIC.into())], &[]),
                 false,
             ),
             "DESCRIBE" => {
-                if let Err(resp) = self.authorize(conn, req, peer).await {
-                    return (resp, false);
-                }
                 let Some((id, None)) = message::camera_path(&req.uri) else {
                     return (simple(404, "Not Found"), false);
                 };
@@ -382,9 +416,6 @@ impl RtspServer {
                 )
             }
             "SETUP" => {
-                if let Err(resp) = self.authorize(conn, req, peer).await {
-                    return (resp, false);
-                }
                 let Some((id, track)) = message::camera_path(&req.uri) else {
                     return (simple(404, "Not Found"), false);
                 };
@@ -534,20 +565,23 @@ impl RtspServer {
         }
     }
 
-    /// With a gate: finds the connection's principal (once) from the
-    /// request's `Authorization` header or `?token=`; the error is the 401
-    /// challenge to answer with.
+    /// With a gate: the connection's principal, from this request's
+    /// `Authorization` header or `?token=` when it carries one, else the
+    /// one found earlier on this connection, checked again (revoked,
+    /// expired, disabled). The error is the answer (a 401 challenge) and
+    /// whether to close: a credential that stopped being valid ends the
+    /// connection.
     async fn authorize(
         &self,
         conn: &mut Conn,
         req: &Request,
         peer: SocketAddr,
-    ) -> Result<(), Vec<u8>> {
+    ) -> Result<(), (Vec<u8>, bool)> {
         let Some(gate) = &self.gate else {
             return Ok(());
         };
-        if conn.principal.is_some() {
-            return Ok(());
+        if conn.salt.is_empty() {
+            conn.salt = crate::auth::token::random(9);
         }
         let header = req.header("authorization").and_then(digest::parse);
         let token = url_token(&req.uri);
@@ -555,19 +589,39 @@ impl RtspServer {
             (Some(Authorization::Basic { user, pass }), _) => {
                 Some(Credential::Basic { user, pass })
             }
-            (Some(Authorization::Digest(d)), _) => Some(Credential::Digest {
-                auth: d,
-                method: &req.method,
-            }),
+            (Some(Authorization::Digest(d)), _) => {
+                // A Digest answer covers one request URI: a captured header
+                // is no key to other cameras.
+                if !digest::uri_matches(&d.uri, &req.uri) {
+                    tracing::info!(%peer, "RTSP Digest answer for another URI refused");
+                    return Err((self.challenge(gate, conn, req), false));
+                }
+                Some(Credential::Digest {
+                    auth: d,
+                    method: &req.method,
+                    salt: &conn.salt,
+                })
+            }
             (None, Some(t)) => Some(Credential::Token(t)),
             (None, None) => None,
         };
-        let found = match cred {
-            Some(c) => gate.resolve(c).await,
-            None => Ok(None),
+        let found = match (cred, &conn.principal) {
+            (Some(c), _) => gate.resolve(c).await,
+            (None, Some(p)) => match gate.still_valid(p).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    tracing::info!(%peer, principal = %p.label(), "RTSP credential no longer valid: disconnected");
+                    return Err((self.challenge(gate, conn, req), true));
+                }
+                Err(e) => Err(e),
+            },
+            (None, None) => Ok(None),
         };
         match found {
             Ok(Some(p)) => {
+                if conn.principal.as_ref().is_none_or(|q| q.kind != p.kind) {
+                    conn.watch = Some(gate.watch(&p));
+                }
                 conn.principal = Some(p);
                 Ok(())
             }
@@ -575,27 +629,26 @@ impl RtspServer {
                 if header.is_some() || token.is_some() {
                     tracing::info!(%peer, "RTSP credentials refused");
                 }
-                let [d, b] = gate.challenge();
-                let headers = [("WWW-Authenticate", d), ("WWW-Authenticate", b)];
-                Err(message::response(
-                    401,
-                    "Unauthorized",
-                    req.cseq(),
-                    &headers,
-                    &[],
-                ))
+                // Credentials that fail after others succeeded on this
+                // connection end it.
+                let close = conn.principal.is_some();
+                Err((self.challenge(gate, conn, req), close))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "RTSP authentication failed on the database");
-                Err(message::response(
-                    503,
-                    "Service Unavailable",
-                    req.cseq(),
-                    &[],
-                    &[],
+                Err((
+                    message::response(503, "Service Unavailable", req.cseq(), &[], &[]),
+                    false,
                 ))
             }
         }
+    }
+
+    /// A 401 with Digest (a nonce bound to this connection) and Basic.
+    fn challenge(&self, gate: &Gate, conn: &Conn, req: &Request) -> Vec<u8> {
+        let [d, b] = gate.challenge(&conn.salt);
+        let headers = [("WWW-Authenticate", d), ("WWW-Authenticate", b)];
+        message::response(401, "Unauthorized", req.cseq(), &headers, &[])
     }
 
     /// Whether the connection's principal may see camera `id` (always,
@@ -712,6 +765,10 @@ fn url_token(uri: &str) -> Option<String> {
 struct Conn {
     /// Who authenticated on this connection (with a gate).
     principal: Option<Principal>,
+    /// Fires when that principal's credential is revoked.
+    watch: Option<crate::auth::gate::Watch>,
+    /// Binds this connection's Digest nonces to it.
+    salt: String,
     /// The audited view, once playing.
     ticket: Option<ViewTicket>,
     camera: Option<String>,
