@@ -78,7 +78,7 @@ impl ConnGate {
             drop(open);
             let n = self.refused.fetch_add(1, Ordering::Relaxed);
             // Rate-limited: the first, then every 1,000th.
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 tracing::warn!(
                     client = %ip,
                     total = self.limits.total,
