@@ -28,6 +28,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 async fn open_store_keyed(
     config: &Config,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<CredentialCipher>, KeySource)> {
+    prepare_data_dir(&config.data_dir)?;
     let url = config.database_url();
     let (cipher, source) = credential_key(config)?;
     let cipher = Arc::new(cipher);
@@ -44,6 +45,54 @@ async fn open_store_keyed(
         store::seed_districts(&*store).await?;
     }
     Ok((store, cipher, source))
+}
+
+/// Makes sure `data_dir` is a directory (created owner-only when missing)
+/// and warns, naming them, about it or files in it that others may read:
+/// the database, its WAL and the key file hold secrets.
+pub fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => anyhow::bail!(
+            "data_dir {} is not a directory (config key `data_dir`)",
+            dir.display()
+        ),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
+        }
+        Err(e) => anyhow::bail!("cannot read data_dir {}: {e} (config key `data_dir`)", dir.display()),
+    }
+    let mut open: Vec<String> = Vec::new();
+    let mode_of = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    if let Ok(mode) = mode_of(dir)
+        && mode & 0o077 != 0
+    {
+        open.push(format!("{} ({mode:o})", dir.display()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if let Ok(mode) = mode_of(&p)
+                && mode & 0o077 != 0
+            {
+                open.push(format!("{} ({mode:o})", p.display()));
+            }
+        }
+    }
+    if !open.is_empty() {
+        tracing::warn!(
+            paths = %open.join(", "),
+            "the data directory or files in it can be read by other users: they hold the \
+             database, its WAL and the credential key; run `chmod -R go= {}`",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Where the camera-credential key came from.

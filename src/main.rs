@@ -175,6 +175,12 @@ enum DistrictsCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // Everything the gateway creates (database, WAL, key file, exports) is
+    // its owner's alone.
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

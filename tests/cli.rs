@@ -711,3 +711,45 @@ fn users_and_keys_from_the_command_line() {
         assert!(!bytes.windows(15).any(|w| w == b"a long password"));
     }
 }
+
+/// The data directory and the files the gateway creates in it are its
+/// owner's alone; a data_dir that is a file, or one others can read, is
+/// named at start.
+#[test]
+fn data_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("data");
+    let out = camgate(&dir, None, &["key", "create", "--name", "perm", "--role", "viewer"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the data directory");
+    let mut seen = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        seen.push(p.file_name().unwrap().to_string_lossy().to_string());
+        assert_eq!(mode(&p) & 0o077, 0, "{} is {:o}", p.display(), mode(&p));
+    }
+    assert!(
+        seen.iter().any(|n| n == "camgate.db") && seen.iter().any(|n| n == "credential.key"),
+        "{seen:?}"
+    );
+    // Opened up by hand: a warning that names the paths.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("camgate.db"), std::fs::Permissions::from_mode(0o644))
+        .unwrap();
+    let out = camgate(&dir, None, &["key", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("can be read by other users") && err.contains("camgate.db"),
+        "{err}"
+    );
+    // A data_dir that is a file.
+    let file = base.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = camgate(&file, None, &["key", "list"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("is not a directory") && err.contains("data_dir"), "{err}");
+}

@@ -31,15 +31,34 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(opts.busy_timeout);
-        if let Some(parent) = options.get_filename().parent()
+        let file = options.get_filename().to_path_buf();
+        if let Some(parent) = file.parent()
             && !parent.as_os_str().is_empty()
+            && !parent.exists()
         {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot create the database directory {}: {e}",
-                    parent.display()
-                )
-            })?;
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot create the database directory {}: {e}",
+                        parent.display()
+                    )
+                })?;
+        }
+        // The database holds encrypted secrets and the audit trail: created
+        // owner-only. SQLite gives its -wal and -shm files the database
+        // file's permissions.
+        if file.as_os_str() != ":memory:" && !file.as_os_str().is_empty() && !file.exists() {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(|e| anyhow::anyhow!("cannot create the database {}: {e}", file.display()))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
