@@ -65,10 +65,14 @@ pub fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
                 .create(dir)
                 .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
         }
-        Err(e) => anyhow::bail!("cannot read data_dir {}: {e} (config key `data_dir`)", dir.display()),
+        Err(e) => anyhow::bail!(
+            "cannot read data_dir {}: {e} (config key `data_dir`)",
+            dir.display()
+        ),
     }
     let mut open: Vec<String> = Vec::new();
-    let mode_of = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    let mode_of =
+        |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
     if let Ok(mode) = mode_of(dir)
         && mode & 0o077 != 0
     {

@@ -720,7 +720,11 @@ fn data_files_are_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("data");
-    let out = camgate(&dir, None, &["key", "create", "--name", "perm", "--role", "viewer"]);
+    let out = camgate(
+        &dir,
+        None,
+        &["key", "create", "--name", "perm", "--role", "viewer"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "the data directory");
@@ -736,8 +740,11 @@ fn data_files_are_owner_only() {
     );
     // Opened up by hand: a warning that names the paths.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(dir.join("camgate.db"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        dir.join("camgate.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let out = camgate(&dir, None, &["key", "list"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
@@ -751,5 +758,8 @@ fn data_files_are_owner_only() {
     let out = camgate(&file, None, &["key", "list"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("is not a directory") && err.contains("data_dir"), "{err}");
+    assert!(
+        err.contains("is not a directory") && err.contains("data_dir"),
+        "{err}"
+    );
 }

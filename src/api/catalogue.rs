@@ -174,14 +174,17 @@ fn page<T, V: Serialize>(
 
 pub(super) fn decode_cursor(c: &str) -> Result<String, ApiError> {
     let bad = || ApiError::bad_query("cursor", "cursor is not one this API returned");
-    if !c.len().is_multiple_of(2) || c.len() > 256 {
+    if !c.len().is_multiple_of(2) || c.len() > 256 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..c.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&c[i..i + 2], 16))
         .collect();
-    String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())
+    String::from_utf8(bytes.map_err(|_| bad())?)
+        .ok()
+        .filter(|id| !id.contains('\0'))
+        .ok_or_else(bad)
 }
 
 pub async fn list_districts(

@@ -32,6 +32,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             ));
         }
         let bytes = body_bytes(req, state).await?;
+        if let Some(field) = nul_in_json(&bytes) {
+            return Err(nul_error(&field));
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(ApiJson(v)),
@@ -45,6 +48,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     None if path == "." => String::new(),
                     None => path,
                 };
+                if message.contains(crate::catalogue::validate::NULL_REFUSED) {
+                    // A required field given as null: well-formed JSON, a
+                    // value that cannot be taken.
+                    let what = if field.is_empty() {
+                        "the field"
+                    } else {
+                        field.as_str()
+                    };
+                    let mut err = ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_field",
+                        format!("{what} {}", crate::catalogue::validate::NULL_REFUSED),
+                    );
+                    if !field.is_empty() {
+                        err = err.field(field);
+                    }
+                    return Err(err);
+                }
                 let code = if inner.is_syntax() || inner.is_eof() {
                     "invalid_json"
                 } else {
@@ -58,6 +79,125 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         }
     }
+}
+
+/// The 400 for a NUL character in `field`: no text the gateway stores or
+/// looks up may hold one (PostgreSQL refuses them; they hide text).
+pub fn nul_error(field: &str) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        format!(
+            "{} contains a NUL character",
+            if field.is_empty() { "the body" } else { field }
+        ),
+    );
+    if !field.is_empty() {
+        e = e.field(field);
+    }
+    e
+}
+
+/// The path (`a.b[2]`) of the first JSON string or key holding a NUL
+/// (`\u0000`), if any. Raw NULs are not valid JSON and fail parsing.
+pub fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    // Cheap test first: no escape of code point 0 anywhere.
+    let hint = bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && (w[1] == b'u' || w[1] == b'U') && &w[2..] == b"0000");
+    if !hint {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    fn walk(v: &serde_json::Value, path: &str) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| walk(x, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(o) => o.iter().find_map(|(k, x)| {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(p.replace('\0', "\\0"))
+                } else {
+                    walk(x, &p)
+                }
+            }),
+            _ => None,
+        }
+    }
+    walk(&v, "")
+}
+
+/// Checks a request's path parameters and query for NUL characters and
+/// percent-encoded bytes that are not UTF-8: a JSON 400 naming the
+/// parameter instead of a database error or a plain-text rejection.
+pub async fn clean_input(
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequestParts as _;
+    use axum::response::IntoResponse as _;
+    let (mut parts, body) = req.into_parts();
+    match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(params) => {
+            if let Some((k, _)) = params.iter().find(|(_, v)| v.contains('\0')) {
+                return nul_error(k).into_response();
+            }
+        }
+        Err(axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(e)) => {
+            let text = e.body_text();
+            let key = text.split('`').nth(1).unwrap_or("").to_string();
+            let mut err = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!(
+                    "{} is not valid UTF-8",
+                    if key.is_empty() { "the path" } else { &key }
+                ),
+            );
+            if !key.is_empty() {
+                err = err.field(key);
+            }
+            return err.into_response();
+        }
+        Err(_) => {}
+    }
+    if let Some(q) = parts.uri.query() {
+        for pair in q.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| -> Vec<u8> {
+                let plus = s.replace('+', " ");
+                percent_encoding::percent_decode_str(&plus).collect()
+            };
+            let (kb, vb) = (decode(k), decode(v));
+            let key = String::from_utf8_lossy(&kb).replace('\0', "\\0");
+            let bad = match (std::str::from_utf8(&kb), std::str::from_utf8(&vb)) {
+                (Ok(a), Ok(b)) if a.contains('\0') || b.contains('\0') => {
+                    Some("contains a NUL character")
+                }
+                (Ok(_), Ok(_)) => None,
+                _ => Some("is not valid UTF-8"),
+            };
+            if let Some(why) = bad {
+                return ApiError::bad_query(
+                    &key,
+                    format!(
+                        "query parameter {} {why}",
+                        crate::catalogue::validate::clip(&key)
+                    ),
+                )
+                .into_response();
+            }
+        }
+    }
+    req = Request::from_parts(parts, body);
+    next.run(req).await
 }
 
 /// Reads the whole body, mapping an over-limit body to 413.

@@ -210,7 +210,8 @@ pub fn router(state: AppState) -> Router {
         .route("/cameras/{id}/timeline", get(health::camera_timeline))
         .route("/health/stream", get(health::stream))
         .route("/health/summary", get(health::summary))
-        .route("/health/events", get(health::events));
+        .route("/health/events", get(health::events))
+        .layer(middleware::from_fn(extract::clean_input));
     Router::new()
         .route("/", get(ui::index))
         .route("/ui/{*path}", get(ui::asset))
@@ -227,6 +228,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(extract::clean_input))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require))
         .layer(middleware::from_fn_with_state(
             Arc::new(EmbedPolicy::new(&state.config.security.embed_origins)),

@@ -51,33 +51,61 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// The message of a `null` given for a field that cannot be cleared; the
+/// API answers it with 422 naming the field.
+pub const NULL_REFUSED: &str = "must not be null (it cannot be cleared; leave it out to keep it)";
+
+/// A field that may be left out but not given as `null`.
+pub fn not_null<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    match Option::<T>::deserialize(d)? {
+        None => Err(serde::de::Error::custom(NULL_REFUSED)),
+        some => Ok(some),
+    }
+}
+
 /// Camera fields as a user gives them (API body or CSV row). On create,
 /// absent fields take their defaults; on PATCH they keep their stored value,
 /// and `null` clears a nullable field.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraInput {
+    #[serde(default, deserialize_with = "not_null")]
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub district: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub checkpoint: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub point_type: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     pub ownership: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub industry_code: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub address: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub longitude: Option<Option<f64>>,
     #[serde(default, deserialize_with = "double_option")]
     pub latitude: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub rtsp_url: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub username: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub password: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub transport: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub pull_mode: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -108,10 +136,15 @@ impl CameraInput {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointInput {
+    #[serde(default, deserialize_with = "not_null")]
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub district: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub kind: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub address: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub longitude: Option<Option<f64>>,

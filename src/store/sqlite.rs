@@ -58,7 +58,9 @@ impl SqliteStore {
                 .create_new(true)
                 .mode(0o600)
                 .open(&file)
-                .map_err(|e| anyhow::anyhow!("cannot create the database {}: {e}", file.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot create the database {}: {e}", file.display())
+                })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
