@@ -459,3 +459,49 @@ fn one_viewer(m: &str, id: &str, protocol: &str) -> bool {
             && l.ends_with(" 1")
     })
 }
+
+/// One LL-HLS request holds an on-demand camera's muxer and pull only
+/// until `relay.hls_idle_secs` after it, while the camera streams on.
+#[test]
+fn an_ll_hls_request_holds_an_on_demand_pull_only_until_idle() {
+    let demo = Demo::start_with(
+        "clip",
+        &[
+            ("CAMGATE__RELAY__HLS_IDLE_SECS", "3"),
+            ("CAMGATE__PULL__IDLE_CLOSE_SECS", "2"),
+        ],
+    );
+    let (addr, key) = (&demo.http, Some(demo.key.as_str()));
+    let (_, list) = http_get_as(addr, "/api/v1/cameras?limit=50", key);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pull_mode"] == "on_demand")
+        .and_then(|c| c["id"].as_str())
+        .expect("an on-demand camera")
+        .to_string();
+    let pulling = || {
+        let (_, h) = http_get_as(addr, &format!("/api/v1/cameras/{id}/health"), key);
+        serde_json::from_str::<serde_json::Value>(&h).unwrap()["pulling"] == true
+    };
+    assert!(!pulling(), "nobody watches yet");
+    let (status, playlist) = http_get_as(addr, &format!("/hls/{id}/index.m3u8"), key);
+    assert_eq!(status, 200, "{playlist}");
+    assert!(pulling(), "the request started the pull");
+    let asked = Instant::now();
+    while pulling() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "the pull still runs {:?} after the only request",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        asked.elapsed() >= Duration::from_secs(3),
+        "not before the idle time: {:?}",
+        asked.elapsed()
+    );
+}

@@ -293,6 +293,9 @@ pub struct RelayConfig {
     pub max_connections: usize,
     /// Open RTSP connections at most from one client address.
     pub max_connections_per_ip: usize,
+    /// A camera's LL-HLS muxer (and the viewer it counts, and the
+    /// on-demand pull it holds) stops this long after its last request.
+    pub hls_idle_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -305,6 +308,7 @@ impl Default for RelayConfig {
             auth_timeout_secs: 10,
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            hls_idle_secs: 30,
         }
     }
 }
@@ -736,6 +740,12 @@ impl Config {
             (
                 "relay.auth_timeout_secs",
                 self.relay.auth_timeout_secs as usize,
+                1,
+                3600,
+            ),
+            (
+                "relay.hls_idle_secs",
+                self.relay.hls_idle_secs as usize,
                 1,
                 3600,
             ),

@@ -9,7 +9,7 @@
 //! The playlist (pure: [`playlist`]) lists the last segments with their
 //! parts, a preload hint for the next part, and supports blocking reload
 //! (`_HLS_msn`, `_HLS_part`). A request for a part or segment not yet
-//! finished waits for it. The muxer stops `IDLE_CLOSE` after the last
+//! finished waits for it. The muxer stops `relay.hls_idle_secs` after the last
 //! request, which lets an `on_demand` camera idle out.
 //!
 //! Every request needs a principal that may see the camera (session
@@ -40,7 +40,6 @@ pub const PART_TARGET: f64 = 0.2;
 /// Segments kept in the playlist.
 const SEGMENTS_KEPT: usize = 6;
 /// A muxer nobody has asked for anything for this long stops.
-const IDLE_CLOSE: Duration = Duration::from_secs(30);
 /// How long a blocking request waits.
 const BLOCK_LIMIT: Duration = Duration::from_secs(6);
 
@@ -149,6 +148,8 @@ impl Media {
 struct Muxer {
     media: watch::Sender<Arc<Media>>,
     last_request: Mutex<Instant>,
+    /// It stops this long after the last request (`relay.hls_idle_secs`).
+    idle: Duration,
 }
 
 fn muxers() -> &'static Mutex<HashMap<String, Arc<Muxer>>> {
@@ -167,6 +168,7 @@ fn muxer(st: &AppState, id: &str) -> Option<Arc<Muxer>> {
     let m = Arc::new(Muxer {
         media: watch::channel(Arc::new(Media::default())).0,
         last_request: Mutex::new(Instant::now()),
+        idle: Duration::from_secs(st.config.relay.hls_idle_secs),
     });
     all.insert(id.to_string(), m.clone());
     let (id, mm, counters) = (id.to_string(), m.clone(), st.hls.clone());
@@ -189,15 +191,21 @@ async fn run(m: &Muxer, mut sub: Subscriber) {
     let mut sequence = 0u32;
     let mut last_duration = 3600i64;
     let mut video_track = None;
+    // One timer for the whole run: a sleep made anew in each pass of the
+    // select would be reset by every frame and never fire while the camera
+    // streams, keeping the muxer (and an on-demand pull) alive for ever.
+    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let d = tokio::select! {
-            d = sub.recv() => d,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if m.last_request.lock().unwrap().elapsed() > IDLE_CLOSE {
+            biased;
+            _ = idle_check.tick() => {
+                if m.last_request.lock().unwrap().elapsed() > m.idle {
                     return;
                 }
                 continue;
             }
+            d = sub.recv() => d,
         };
         let Some(d) = d else { return };
         if media.init.is_none() {

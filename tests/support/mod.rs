@@ -49,10 +49,16 @@ impl Demo {
     /// Starts `camgate demo --fleet FLEET` with 20 cameras on free ports and
     /// waits (20 s at most) until one of its `always` cameras is online.
     pub fn start(fleet: &str) -> Demo {
+        Demo::start_with(fleet, &[])
+    }
+
+    /// [`Demo::start`] with extra environment (configuration keys).
+    pub fn start_with(fleet: &str, env: &[(&str, &str)]) -> Demo {
         // A test that failed while holding the turn poisons it; the next
         // one may still run.
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = Command::new(env!("CARGO_BIN_EXE_camgate"))
+            .envs(env.iter().copied())
             .args([
                 "demo",
                 "--listen",
