@@ -5,9 +5,18 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init(level: &str, format: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A RUST_LOG that does not parse is said out loud, not ignored.
+    let mut bad_env = None;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match EnvFilter::try_new(&v) {
+            Ok(f) => f,
+            Err(e) => {
+                bad_env = Some((v, e.to_string()));
+                EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+            }
+        },
+        _ => EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -16,4 +25,12 @@ pub fn init(level: &str, format: &str) {
     } else {
         builder.try_init()
     };
+    if let Some((value, error)) = bad_env {
+        let clipped: String = value.chars().take(80).collect();
+        eprintln!(
+            "camgate: warning: RUST_LOG={clipped:?} is not a valid log filter ({error}); \
+             logging with log.level {level:?} instead"
+        );
+        tracing::warn!(rust_log = %clipped, %error, "RUST_LOG is not a valid log filter; using log.level");
+    }
 }

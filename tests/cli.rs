@@ -360,6 +360,47 @@ fn config_errors_name_the_key() {
         "{}",
         text(&out.stderr)
     );
+
+    // Values that parse but make no sense name their variable.
+    for (var, value, key) in [
+        ("CAMGATE__HEALTH__UTC_OFFSET", "+25:00", "health.utc_offset"),
+        ("CAMGATE__SERVER__LISTEN", "nowhere", "server.listen"),
+        (
+            "CAMGATE__PULL__MAX_FRAME_BYTES",
+            "12",
+            "pull.max_frame_bytes",
+        ),
+        (
+            "CAMGATE__SERVER__PUBLIC_URL",
+            "ftp://x",
+            "server.public_url",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["migrate"])
+            .env(var, value)
+            .env("CAMGATE__DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains(var),
+            "{var}: {err}"
+        );
+    }
+    // A RUST_LOG that does not parse is said out loud.
+    let out = Command::new(BIN)
+        .args(["migrate"])
+        .env("RUST_LOG", "[[[garbage")
+        .env("CAMGATE__DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("RUST_LOG") && err.contains("not a valid log filter"),
+        "{err}"
+    );
 }
 
 /// The passwords just imported are nowhere in the database files in clear;

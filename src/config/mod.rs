@@ -251,9 +251,17 @@ impl HealthConfig {
     }
 }
 
+/// `+08:00`-style offsets of the world's time zones: -12:00 to +14:00,
+/// minutes 00, 30 or 45.
 fn parse_offset(s: &str) -> Option<time::UtcOffset> {
     let fmt = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
-    time::UtcOffset::parse(s, &fmt).ok()
+    let o = time::UtcOffset::parse(s, &fmt).ok()?;
+    let (h, m, _) = o.as_hms();
+    ((-12..=14).contains(&h)
+        && [0, 30, 45].contains(&m.abs())
+        && !(h == 14 && m != 0)
+        && !(h == -12 && m != 0))
+        .then_some(o)
 }
 
 /// The ops listener: Prometheus metrics.
@@ -644,8 +652,26 @@ impl Config {
             }
             match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(t)) {
                 Ok(c) => {
-                    c.validate()?;
-                    return Ok(c);
+                    // A value that parses but makes no sense: say where it
+                    // came from (the variable, else the file).
+                    return match c.validate() {
+                        Ok(()) => Ok(c),
+                        Err(ConfigError::Key { key, message, .. }) => {
+                            let base = key.split('[').next().unwrap_or(&key).to_string();
+                            let origin = env_keys
+                                .iter()
+                                .find(|(p, _, _)| p.join(".") == base)
+                                .map(|(_, v, _)| format!(" (from {v})"))
+                                .or_else(|| file.map(|f| format!(" (in {})", f.display())))
+                                .unwrap_or_default();
+                            Err(ConfigError::Key {
+                                key,
+                                origin,
+                                message,
+                            })
+                        }
+                        Err(e) => Err(e),
+                    };
                 }
                 Err(e) => {
                     let key = e.path().to_string();
@@ -884,7 +910,10 @@ impl Config {
         if parse_offset(&h.utc_offset).is_none() {
             return Err(err(
                 "health.utc_offset",
-                format!("{:?} is not an offset like +08:00", h.utc_offset),
+                format!(
+                    "{:?} is not a time zone offset like +08:00 (-12:00 to +14:00)",
+                    h.utc_offset
+                ),
             ));
         }
         for (key, v) in [
