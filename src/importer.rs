@@ -16,6 +16,9 @@ use crate::store::{Store, StoreError};
 /// What an import did, or would do.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
+    /// The text encoding the file was read in (`UTF-8`, `GB18030`,
+    /// `UTF-16LE` ...).
+    pub encoding: String,
     pub dry_run: bool,
     /// Data rows in the file (blank lines not counted).
     pub rows: u64,
@@ -92,6 +95,7 @@ pub async fn import_csv(
 ) -> Result<ImportReport, StoreError> {
     let parsed = csv::parse(bytes);
     let mut report = ImportReport {
+        encoding: "UTF-8".into(),
         dry_run,
         rows: (parsed.rows.len()
             + parsed

@@ -86,6 +86,10 @@ enum Command {
         /// Validate and report without writing.
         #[arg(long)]
         dry_run: bool,
+        /// The file's text encoding: utf-8, gb18030 (gbk), utf-16le or
+        /// utf-16be. Default: detected (byte-order mark, UTF-8, GB18030).
+        #[arg(long)]
+        encoding: Option<String>,
     },
     /// Export cameras as CSV (never passwords).
     Export {
@@ -268,11 +272,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             );
             store.close().await;
         }
-        Command::Import { file, dry_run } => {
+        Command::Import {
+            file,
+            dry_run,
+            encoding,
+        } => {
             let config = load_config(cli.config.as_deref())?;
             logging::init("warn", &config.log.format);
-            let bytes =
+            let raw =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let (bytes, encoding) = camgate::catalogue::csv::decode(&raw, encoding.as_deref())
+                .map_err(|m| anyhow::anyhow!("{}: {m} (--encoding)", file.display()))?;
             let store = app::open_store(&config).await?;
             let bar = progress_bar("{msg:>10} [{bar:40}] {pos}/{len} rows ({eta})");
             let report = importer::import_csv(
@@ -293,7 +303,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             .await;
             bar.finish_and_clear();
             store.close().await;
-            let report = report?;
+            let mut report = report?;
+            report.encoding = encoding.to_string();
             print_report(&report, &file);
             if !report.errors.is_empty() {
                 return Ok(std::process::ExitCode::FAILURE);
@@ -631,6 +642,7 @@ fn progress_bar(template: &str) -> ProgressBar {
 }
 
 fn print_report(r: &ImportReport, file: &std::path::Path) {
+    eprintln!("{}: read as {}", file.display(), r.encoding);
     for e in &r.errors {
         let col = match (&e.column, e.column_index) {
             (Some(c), Some(i)) => format!(" column {i} ({c})"),

@@ -13,7 +13,8 @@ use common::TestApp;
 
 both_backends!(
     nul_and_bad_utf8_are_named,
-    nulls_for_required_fields_are_refused
+    nulls_for_required_fields_are_refused,
+    spreadsheets_in_gbk_and_utf16_import
 );
 
 fn field(v: &Value) -> &str {
@@ -165,4 +166,61 @@ async fn nulls_for_required_fields_are_refused(app: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn spreadsheets_in_gbk_and_utf16_import(app: TestApp) {
+    // As Excel saves "CSV" on a Chinese Windows machine: GBK, Chinese
+    // headers.
+    let text = "名称,行政区划,点位类型,权属,RTSP地址\n东关街口,620602,1,public,rtsp://10.0.0.1/a\n西关卡口,620602,2,public,rtsp://10.0.0.2/a\n";
+    let (gbk, _, _) = encoding_rs::GB18030.encode(text);
+    let (s, text_out) = app
+        .raw(
+            Method::POST,
+            "/api/v1/cameras/import",
+            Some("text/csv"),
+            gbk.to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{text_out}");
+    let v: Value = serde_json::from_str(&text_out).unwrap();
+    assert_eq!(v["encoding"], "GB18030", "{v}");
+    assert_eq!(v["created"], 2, "{v}");
+    let names: Vec<String> = app
+        .all_cameras("")
+        .await
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"东关街口".to_string()) && names.contains(&"西关卡口".to_string()),
+        "{names:?}"
+    );
+    // UTF-16 with a byte-order mark, and named explicitly.
+    let mut utf16 = vec![0xff, 0xfe];
+    for u in "名称,行政区划,点位类型,权属,RTSP地址\n南关,620602,1,public,rtsp://10.0.0.3/a\n".encode_utf16() {
+        utf16.extend(u.to_le_bytes());
+    }
+    let (s, t) = app
+        .raw(
+            Method::POST,
+            "/api/v1/cameras/import?encoding=utf-16le",
+            Some("text/csv"),
+            utf16,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert!(t.contains("\"encoding\":\"UTF-16LE\""), "{t}");
+    // An unknown encoding names the parameter.
+    let (s, t) = app
+        .raw(
+            Method::POST,
+            "/api/v1/cameras/import?encoding=latin9",
+            Some("text/csv"),
+            b"x".to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{t}");
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(field(&v), "encoding", "{v}");
+    assert_eq!(app.all_cameras("").await.len(), 3);
 }

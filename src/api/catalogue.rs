@@ -703,20 +703,23 @@ pub async fn import_cameras(
     RawQuery(raw): RawQuery,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let q = QueryPairs::parse(raw.as_deref(), &["dry_run"])?;
+    let q = QueryPairs::parse(raw.as_deref(), &["dry_run", "encoding"])?;
     let dry_run = q
         .parse_one::<bool>("dry_run", "true or false")?
         .unwrap_or(false);
     let body = body_bytes(req, &()).await?;
-    let report = importer::import_csv(
+    let (text, encoding) = crate::catalogue::csv::decode(&body, q.one("encoding")?)
+        .map_err(|m| ApiError::bad_query("encoding", m))?;
+    let mut report = importer::import_csv(
         &*st.store,
-        &body,
+        &text,
         dry_run,
         st.config.catalogue.id_network_flag,
         caller.0.scope.code(),
         &|_, _, _| {},
     )
     .await?;
+    report.encoding = encoding.to_string();
     if report.errors.is_empty() && !dry_run {
         crate::app::reconcile_from_store(&*st.store, &st.pulls, false)
             .await

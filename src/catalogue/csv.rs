@@ -1,6 +1,8 @@
 //! The camera CSV format, for bulk import and export.
 //!
-//! UTF-8 with or without a byte-order mark; a header row with English or
+//! UTF-8 with or without a byte-order mark, GB18030/GBK (what spreadsheet
+//! programs on Chinese Windows save) or UTF-16 with a byte-order mark,
+//! detected or named (see [`decode`]); a header row with English or
 //! Chinese column names (they may be mixed); one camera per row. Empty cells
 //! are "not given": on import a camera that already exists keeps the stored
 //! value of a column left empty only for the password (exports never carry
@@ -148,6 +150,72 @@ pub fn format_tags(tags: &BTreeMap<String, String>) -> String {
         .join(";")
 }
 
+/// The encodings a CSV file may be named in (`?encoding=`, `--encoding`).
+pub const ENCODINGS: &str = "utf-8, gb18030, gbk, utf-16le, utf-16be";
+
+/// The file's text as UTF-8, and the encoding it was read in.
+///
+/// With `label` (one of [`ENCODINGS`]) the file is read in that encoding.
+/// Without, a byte-order mark decides (UTF-8, UTF-16LE/BE); else a file
+/// that is valid UTF-8 is UTF-8, and one that decodes as GB18030 without
+/// a single error is GB18030 (Excel's "CSV" on a Chinese Windows saves
+/// GBK, a subset). Anything else is read as UTF-8, and its bad cells are
+/// reported by line and column.
+pub fn decode<'a>(
+    bytes: &'a [u8],
+    label: Option<&str>,
+) -> Result<(std::borrow::Cow<'a, [u8]>, &'static str), String> {
+    use encoding_rs::{GB18030, UTF_8, UTF_16BE, UTF_16LE};
+    use std::borrow::Cow;
+    let named = match label.map(|l| l.trim().to_ascii_lowercase()) {
+        None => None,
+        Some(l) if l.is_empty() => None,
+        Some(l) => Some(match l.as_str() {
+            "utf-8" | "utf8" => UTF_8,
+            "gb18030" | "gbk" | "gb2312" | "cp936" => GB18030,
+            "utf-16le" | "utf-16" => UTF_16LE,
+            "utf-16be" => UTF_16BE,
+            other => {
+                return Err(format!(
+                    "unknown encoding {:?}; use one of {ENCODINGS}",
+                    clip(other)
+                ));
+            }
+        }),
+    };
+    let enc = match named {
+        Some(e) => e,
+        None => match encoding_rs::Encoding::for_bom(bytes) {
+            Some((e, _)) => e,
+            None if std::str::from_utf8(bytes).is_ok() => UTF_8,
+            None if GB18030
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .is_some() =>
+            {
+                GB18030
+            }
+            None => UTF_8,
+        },
+    };
+    if enc == UTF_8 {
+        return Ok((Cow::Borrowed(bytes), "UTF-8"));
+    }
+    let (text, _, had_errors) = enc.decode(bytes);
+    if had_errors && named.is_some() {
+        return Err(format!(
+            "the file is not valid {} (bytes that are no {} text)",
+            enc.name(),
+            enc.name()
+        ));
+    }
+    let name = if enc == GB18030 {
+        "GB18030"
+    } else {
+        enc.name()
+    };
+    Ok((Cow::Owned(text.into_owned().into_bytes()), name))
+}
+
 /// Parses a camera CSV file. Never fails as a whole: problems are returned
 /// as row errors (line 1 for the header).
 pub fn parse(bytes: &[u8]) -> Parsed {
@@ -190,7 +258,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             parsed.errors.push(header_err(
                 "invalid_utf8",
                 Some(col),
-                "header is not valid UTF-8".into(),
+                "header is not valid UTF-8 (nor GB18030); name the file's encoding with ?encoding= or --encoding".into(),
             ));
             fields.push(None);
             continue;
@@ -288,7 +356,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             let Ok(cell) = std::str::from_utf8(raw) else {
                 err(
                     "invalid_utf8",
-                    "cell is not valid UTF-8 (save the file as UTF-8)".into(),
+                    "cell is not valid UTF-8 (save the file as UTF-8, or name its encoding with ?encoding= or --encoding)".into(),
                 );
                 row_ok = false;
                 continue;
@@ -480,5 +548,64 @@ mod tests {
         let p = parse(text.as_bytes());
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert_eq!(p.rows[1].line, 4);
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    const TEXT: &str = "名称,行政区划,RTSP地址\n东关街口,620602,rtsp://10.0.0.1/a\n";
+
+    #[test]
+    fn gbk_and_gb18030_are_detected() {
+        let (gbk, _, _) = encoding_rs::GB18030.encode(TEXT);
+        assert!(std::str::from_utf8(&gbk).is_err(), "really not UTF-8");
+        let (text, enc) = decode(&gbk, None).unwrap();
+        assert_eq!(
+            (std::str::from_utf8(&text).unwrap(), enc),
+            (TEXT, "GB18030")
+        );
+        let (text, enc) = decode(&gbk, Some("GBK")).unwrap();
+        assert_eq!(
+            (std::str::from_utf8(&text).unwrap(), enc),
+            (TEXT, "GB18030")
+        );
+        let p = parse(&text);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.rows[0].input.name.as_deref(), Some("东关街口"));
+    }
+
+    #[test]
+    fn utf8_and_utf16_with_a_bom() {
+        let (t, enc) = decode(TEXT.as_bytes(), None).unwrap();
+        assert_eq!((&t[..], enc), (TEXT.as_bytes(), "UTF-8"));
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend(TEXT.as_bytes());
+        assert_eq!(decode(&bom, None).unwrap().1, "UTF-8");
+        for (bom, le) in [([0xffu8, 0xfe], true), ([0xfe, 0xff], false)] {
+            let mut v = bom.to_vec();
+            for u in TEXT.encode_utf16() {
+                v.extend(if le { u.to_le_bytes() } else { u.to_be_bytes() });
+            }
+            let (t, enc) = decode(&v, None).unwrap();
+            assert_eq!(std::str::from_utf8(&t).unwrap(), TEXT, "{enc}");
+            assert_eq!(enc, if le { "UTF-16LE" } else { "UTF-16BE" });
+        }
+    }
+
+    #[test]
+    fn unknown_or_wrong_encodings_are_errors() {
+        assert!(
+            decode(b"a", Some("latin-9"))
+                .unwrap_err()
+                .contains("unknown encoding")
+        );
+        // Named UTF-16 but an odd number of bytes.
+        assert!(decode(b"abc", Some("utf-16le")).is_err());
+        // Neither UTF-8 nor GB18030: read as UTF-8, cells reported.
+        let (t, enc) = decode(b"name\n\xff\xff\xff\n", None).unwrap();
+        assert_eq!(enc, "UTF-8");
+        assert!(!parse(&t).errors.is_empty());
     }
 }
