@@ -527,6 +527,11 @@ pub async fn serve_on(
     )
     .await?;
     tokio::spawn(state.gate.clone().run(shutdown.clone()));
+    tokio::spawn(api::watch_database(
+        store.clone(),
+        state.db_up.clone(),
+        shutdown.clone(),
+    ));
     let mut rtsp_addr = None;
     if !config.relay.rtsp_listen.is_empty() {
         let l = tokio::net::TcpListener::bind(&config.relay.rtsp_listen)

@@ -17,8 +17,13 @@ pub fn init(level: &str, format: &str) {
         },
         _ => EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    // A log line that cannot be written (the disk under a redirected
+    // stderr is full) is lost, never a panic: tracing's own report of it
+    // would go through `eprintln!`, which panics on a failed write, inside
+    // whatever lock the logging code held.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().try_init()

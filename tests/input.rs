@@ -197,7 +197,9 @@ async fn spreadsheets_in_gbk_and_utf16_import(app: TestApp) {
     );
     // UTF-16 with a byte-order mark, and named explicitly.
     let mut utf16 = vec![0xff, 0xfe];
-    for u in "名称,行政区划,点位类型,权属,RTSP地址\n南关,620602,1,public,rtsp://10.0.0.3/a\n".encode_utf16() {
+    for u in "名称,行政区划,点位类型,权属,RTSP地址\n南关,620602,1,public,rtsp://10.0.0.3/a\n"
+        .encode_utf16()
+    {
         utf16.extend(u.to_le_bytes());
     }
     let (s, t) = app

@@ -179,6 +179,9 @@ pub fn view_denied(e: Denied) -> Response {
 /// checks the role, and hands the [`Principal`] to the handler.
 pub async fn require(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
+    if path.starts_with("/api/v1/") && !st.db_up.load(std::sync::atomic::Ordering::Relaxed) {
+        return ApiError::database_unavailable().into_response();
+    }
     if path == "/api/v1/auth/login" {
         // Throttled per client address, before the password is checked.
         let client = req

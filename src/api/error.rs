@@ -79,6 +79,16 @@ impl ApiError {
         }
         e
     }
+    /// 503 `database_unavailable` with `Retry-After`: the database cannot
+    /// be reached now; pulls and open streams go on.
+    pub fn database_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database cannot be reached; retry shortly (pulls and open streams go on)",
+        )
+    }
+
     /// An internal error: logged here with detail, answered generically.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
@@ -96,6 +106,18 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::Exhausted(m) => ApiError::new(StatusCode::CONFLICT, "id_exhausted", m),
+            e if e.is_disk_full() => {
+                tracing::warn!(error = %e, "the database's disk is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the database's disk is full: nothing was written; writes resume once space is freed",
+                )
+            }
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::database_unavailable()
+            }
             other => ApiError::internal(other),
         }
     }
@@ -112,6 +134,13 @@ impl IntoResponse for ApiError {
             let (k, v) = *extra;
             obj[k] = v;
         }
-        (self.status, axum::Json(json!({ "error": obj }))).into_response()
+        let mut r = (self.status, axum::Json(json!({ "error": obj }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        r
     }
 }

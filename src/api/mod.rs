@@ -49,6 +49,40 @@ pub struct AppState {
     pub login_limit: Arc<limit::RateLimiter>,
     /// Where clients reach this gateway, for the URLs it hands out.
     pub public: Arc<PublicAddress>,
+    /// Whether the database answered its last check (see [`watch_database`]).
+    pub db_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Checks the database every second until `cancel` and keeps `up` current,
+/// so that while it is unreachable API requests are answered 503 at once
+/// instead of waiting out a connection timeout. Logs each change once.
+pub async fn watch_database(
+    store: Arc<dyn Store>,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use std::sync::atomic::Ordering;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let ok = matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await,
+            Ok(Ok(()))
+        );
+        if up.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                tracing::info!("the database answers again");
+            } else {
+                tracing::warn!(
+                    "the database does not answer: API requests get 503 until it does; pulls and streams go on"
+                );
+            }
+        }
+    }
 }
 
 /// Where clients reach the gateway: from `server.public_url`, else the
@@ -134,6 +168,7 @@ impl AppState {
             api_limit: Arc::new(limit::RateLimiter::new(sec.api_rate_per_sec, sec.api_burst)),
             login_limit: Arc::new(limit::RateLimiter::new(sec.login_rate_per_sec, 10)),
             public: Arc::new(PublicAddress::new(&config, None, None)),
+            db_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             store,
             config,
             pulls,

@@ -25,6 +25,14 @@ pub struct RecorderCounters {
     pub store_errors: AtomicU64,
 }
 
+/// Why the recorder woke up.
+enum Wake {
+    Got(Transition),
+    /// Time to try the unsaved transitions again.
+    Retry,
+    Closing,
+}
+
 /// Runs until `cancel` (then saves what it has). `district_of` names a
 /// camera's district at the time of the change.
 pub async fn run(
@@ -38,11 +46,15 @@ pub async fn run(
     let mut pending: VecDeque<NewTransition> = VecDeque::new();
     let mut retry = Duration::from_millis(500);
     loop {
-        let first = tokio::select! {
-            _ = cancel.cancelled() => None,
-            t = rx.recv() => t,
+        // With unsaved transitions, the next try comes after the retry
+        // delay even if no new transition arrives meanwhile.
+        let waiting = !pending.is_empty();
+        let wake = tokio::select! {
+            _ = cancel.cancelled() => Wake::Closing,
+            t = rx.recv() => t.map_or(Wake::Closing, Wake::Got),
+            _ = tokio::time::sleep(retry), if waiting => Wake::Retry,
         };
-        let closing = first.is_none();
+        let closing = matches!(wake, Wake::Closing);
         let mut take = |t: Transition| {
             for f in &forward {
                 let _ = f.send(t.clone());
@@ -56,7 +68,7 @@ pub async fn run(
                 reason: t.reason.map(|r| r.as_str().to_string()),
             });
         };
-        if let Some(t) = first {
+        if let Wake::Got(t) = wake {
             take(t);
         }
         while let Ok(t) = rx.try_recv() {
@@ -78,15 +90,17 @@ pub async fn run(
                 }
                 Err(e) => {
                     counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, pending = pending.len(), "cannot store camera transitions; will retry");
+                    if counters
+                        .store_errors
+                        .load(Ordering::Relaxed)
+                        .is_power_of_two()
+                    {
+                        tracing::warn!(error = %e, pending = pending.len(), "cannot store camera transitions; will retry");
+                    }
                     if closing {
                         return;
                     }
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = tokio::time::sleep(retry) => {}
-                    }
-                    retry = (retry * 2).min(Duration::from_secs(30));
+                    retry = (retry * 2).min(Duration::from_secs(5));
                     break;
                 }
             }

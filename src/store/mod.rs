@@ -45,6 +45,47 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting,
+    /// unreachable, out of connections), as opposed to a refused query: the
+    /// same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                // PostgreSQL: connection exceptions (08...), shutdown,
+                // "cannot connect now" and too many clients; SQLite:
+                // busy or locked past the busy timeout, I/O errors.
+                c.starts_with("08")
+                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+                    || matches!(sqlite_primary(&c), Some(5 | 6 | 10))
+            }),
+            _ => false,
+        }
+    }
+
+    /// Whether a write failed because the database's disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        // SQLite's SQLITE_FULL (13); PostgreSQL's disk_full (53100).
+        matches!(self, StoreError::Database(sqlx::Error::Database(d))
+            if d.code().is_some_and(|c| &*c == "53100" || sqlite_primary(&c) == Some(13)))
+    }
+}
+
+/// The primary result code of an SQLite (extended) result code given as
+/// text.
+fn sqlite_primary(code: &str) -> Option<i64> {
+    code.parse::<i64>().ok().map(|c| c & 0xff)
+}
+
 /// Camera list filters; all given ones must hold.
 #[derive(Debug, Clone, Default)]
 pub struct CameraFilter {

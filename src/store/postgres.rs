@@ -29,7 +29,15 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)?.application_name("camgate");
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            // An unreachable database answers within seconds, not after a
+            // long wait: the API then says 503 (see `watch_database`).
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::TransactionManager as _;
+                    Ok(<sqlx::Postgres as sqlx::Database>::TransactionManager::get_transaction_depth(conn) == 0)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(PgStore {

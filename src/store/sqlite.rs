@@ -64,6 +64,20 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
+            // A connection left inside a transaction (a COMMIT that failed
+            // on a full disk, then a ROLLBACK that found nothing to roll
+            // back) would refuse every later BEGIN: it is closed instead of
+            // reused, so the store recovers by itself once space returns.
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::TransactionManager as _;
+                    Ok(
+                        <sqlx::Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(
+                            conn,
+                        ) == 0,
+                    )
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(SqliteStore {
