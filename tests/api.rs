@@ -1076,7 +1076,8 @@ ok two,,620602,,1,public,,,rtsp://h/10,,true\n";
         .post_csv("/api/v1/cameras/import?dry_run=perhaps", "")
         .await;
     assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "dry_run"));
-    // Not UTF-8 (GBK bytes for 名称).
+    // GBK bytes for 名称 are read as GB18030: the row's problem is its
+    // missing ownership, not its encoding.
     let mut gbk = b"name,district,rtsp_url\n".to_vec();
     gbk.extend_from_slice(&[0xC3, 0xFB, 0xB3, 0xC6]);
     gbk.extend_from_slice(b",620602,rtsp://h/1\n");
@@ -1090,12 +1091,33 @@ ok two,,620602,,1,public,,,rtsp://h/10,,true\n";
         .await;
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["report"]["encoding"], "GB18030", "{v}");
+    assert_eq!(
+        v["error"]["report"]["errors"][0]["code"].as_str(),
+        Some("required"),
+        "{v}"
+    );
+    // Bytes that are neither UTF-8 nor GB18030: the cell is named.
+    let mut bad = b"name,district,rtsp_url\n".to_vec();
+    bad.extend_from_slice(&[0xff, 0xff, 0x30]);
+    bad.extend_from_slice(b",620602,rtsp://h/1\n");
+    let (s, text) = app
+        .raw(
+            Method::POST,
+            "/api/v1/cameras/import",
+            Some("text/csv"),
+            bad,
+        )
+        .await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         (
             v["error"]["report"]["errors"][0]["code"].as_str(),
             v["error"]["report"]["errors"][0]["line"].as_u64()
         ),
-        (Some("invalid_utf8"), Some(2))
+        (Some("invalid_utf8"), Some(2)),
+        "{v}"
     );
 }
 
