@@ -116,6 +116,32 @@ pub fn http_get_as(addr: &str, path: &str, key: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// A request with a JSON body (none when empty) and an API key; the status.
+pub fn http_as(addr: &str, method: &str, path: &str, key: &str, json: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let body = if json.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            json.len()
+        )
+    };
+    let _ = write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n{body}Connection: close\r\n\r\n{json}"
+    );
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The sum of every sample of metric `name` in a Prometheus text exposition.
 pub fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
@@ -197,6 +223,16 @@ impl Gateway {
     /// (`security.max_streams_per_principal`, 64 by default) is lifted.
     /// First connects to the cameras are spread over `spread_secs`.
     pub fn start(dir: &Path, csv: Option<&str>, spread_secs: u64) -> Gateway {
+        Gateway::start_to(dir, csv, spread_secs, Stdio::inherit())
+    }
+
+    /// [`Gateway::start`] with the gateway's log written to `log`.
+    pub fn start_logged(dir: &Path, csv: Option<&str>, spread_secs: u64, log: &Path) -> Gateway {
+        let f = std::fs::File::create(log).expect("the log file");
+        Gateway::start_to(dir, csv, spread_secs, Stdio::from(f))
+    }
+
+    fn start_to(dir: &Path, csv: Option<&str>, spread_secs: u64, stderr: Stdio) -> Gateway {
         let http = format!("127.0.0.1:{}", free_port());
         let metrics = format!("127.0.0.1:{}", free_port());
         let rtsp = format!("127.0.0.1:{}", free_port());
@@ -245,7 +281,7 @@ impl Gateway {
         let child = Command::new(BIN)
             .args(["--config", cfg, "serve"])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let gw = Gateway {

@@ -605,6 +605,21 @@ pub enum ConfigError {
 pub const ENV_PREFIX: &str = "CAMGATE__";
 
 impl Config {
+    /// [`Config::load`] from the text of a config file (`text`), for tools
+    /// and fuzzing: defaults, the text, then `env`, then validation.
+    pub fn load_str(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax {
+                path: PathBuf::from("<text>"),
+                message: e.to_string(),
+            })?;
+        Config::load_table(table, None, env)
+    }
+
     /// Loads defaults, then `file` (if any), then environment overrides
     /// from `env` (pass `std::env::vars()`), then validates.
     pub fn load(
@@ -624,6 +639,16 @@ impl Config {
                     message: e.to_string(),
                 })?;
         }
+        Config::load_table(table, file, env)
+    }
+
+    /// Defaults, then `table` (read from `file`, if any), then `env`, then
+    /// validation.
+    fn load_table(
+        table: toml::Table,
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         // Environment overrides, typed as TOML where they parse (numbers,
         // booleans), else strings; retried as a string when a string was meant.
         let mut env_keys: Vec<(Vec<String>, String, String)> = env

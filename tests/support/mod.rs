@@ -34,6 +34,8 @@ pub struct Demo {
     pub metrics: String,
     /// The admin API key the demo printed.
     pub key: String,
+    /// The RTSP relay's address (`host:port`).
+    pub rtsp: String,
     /// An `always` camera that is online.
     pub camera: String,
 }
@@ -73,11 +75,15 @@ impl Demo {
             .spawn()
             .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut http, mut metrics, mut key) = (None, String::new(), String::new());
+        let (mut http, mut metrics, mut key, mut rtsp) =
+            (None, String::new(), String::new(), String::new());
         let mut line = String::new();
         while out.read_line(&mut line).unwrap() > 0 {
             if let Some(rest) = line.trim().split("web UI at http://").nth(1) {
                 http = Some(rest.trim_end_matches('/').to_string());
+            }
+            if let Some(rest) = line.trim().split("RTSP relay at rtsp://").nth(1) {
+                rtsp = rest.split('/').next().unwrap_or("").to_string();
             }
             if let Some(rest) = line.trim().split("API key (admin): ").nth(1) {
                 key = rest.split(' ').next().unwrap_or("").to_string();
@@ -94,6 +100,7 @@ impl Demo {
             http: http.expect("the demo prints its address"),
             metrics,
             key,
+            rtsp,
             camera: String::new(),
         };
         let start = Instant::now();
