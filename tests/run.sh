@@ -11,7 +11,9 @@
 # 3. Runs `cargo test --all-features`; every store and API test runs on SQLite
 #    and on that PostgreSQL (CAMGATE_REQUIRE_POSTGRES=1 turns a missing server
 #    into a failure instead of a skip).
-# 4. Stops and deletes what it started, also when a test fails.
+# 4. Runs a 3-minute soak (benches/soak.rs) and every fuzz target for a
+#    few seconds (fuzz/run.sh; cargo-fuzz on nightly Rust).
+# 5. Stops and deletes what it started, also when a test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +50,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     log "installing: ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The fuzz targets (fuzz/) build with cargo-fuzz on nightly Rust.
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    log "installing the nightly toolchain (cargo fuzz needs it)"
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "cargo install cargo-fuzz"
+    cargo install cargo-fuzz --locked 2>&1 | tail -n 1
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
     log "npm ci (tests/browser: playwright-core)"
@@ -110,6 +121,17 @@ cargo check --all-features --benches 2>&1 | tail -n 1
 log "cargo test --all-features (SQLite and PostgreSQL)"
 cargo test --all-features 2>&1 | tee "$TMP/test.log"
 test ${PIPESTATUS[0]} -eq 0 || exit 1
+
+# The soak, short: 100 cameras with random faults and 100 churning viewers
+# for 3 minutes (benches/soak.rs; the hour-long run is `cargo bench`).
+log "soak: 3 minutes (SOAK_MINUTES=3 cargo test --all-features --bench soak)"
+SOAK_MINUTES="${SOAK_MINUTES:-3}" cargo test --all-features --bench soak 2>&1 | tee "$TMP/soak.log"
+test ${PIPESTATUS[0]} -eq 0 || exit 1
+
+# Every fuzz target, briefly, on its seed corpus of real captures
+# (fuzz/run.sh 60 is the acceptance run).
+log "fuzz: every target for ${FUZZ_SECS:-10} s (fuzz/run.sh)"
+fuzz/run.sh "${FUZZ_SECS:-10}"
 
 # The demo as a machine with nothing but Rust builds it (no features: the
 # clip replayed by camgate's own RTSP server), played in Chromium.
