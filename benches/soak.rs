@@ -177,8 +177,7 @@ fn hls_viewer(http: &str, id: &str, key: &str, abort: bool, hold: Duration) -> u
         got += playlist.len() as u64;
         let Some(part) = playlist
             .lines()
-            .filter(|l| l.starts_with("#EXT-X-PART:"))
-            .last()
+            .rfind(|l| l.starts_with("#EXT-X-PART:"))
             .and_then(|l| l.split("URI=\"").nth(1))
             .and_then(|r| r.split('"').next())
         else {
