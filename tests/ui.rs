@@ -307,6 +307,14 @@ fn operator_ui_in_chromium() {
     let r: Value = serde_json::from_str(&result.expect("the script's findings")).unwrap();
     eprintln!("findings: {r}");
     assert_eq!(r["problems"], json!([]), "page errors or external requests");
+    // A WebSocket that fails to connect falls back to LL-HLS and still
+    // plays; one or two in a run (a camera stopped by the test, a page left
+    // while connecting) are tolerated, more would be a broken live path.
+    assert!(
+        r["ws_failures"].as_array().is_some_and(|a| a.len() <= 2),
+        "WebSocket connections failed: {}",
+        r["ws_failures"]
+    );
     assert!(r["offline_after_ms"].as_u64().unwrap() <= 10_000, "{r}");
     let lists = &r["lists"];
     assert!(lists["count"].as_u64().unwrap() >= 5, "{lists}");

@@ -53,7 +53,7 @@ pub struct AppState {
     pub db_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Checks the database every second until `cancel` and keeps `up` current,
+/// Checks a database server every second until `cancel` and keeps `up` current,
 /// so that while it is unreachable API requests are answered 503 at once
 /// instead of waiting out a connection timeout. Logs each change once.
 pub async fn watch_database(
@@ -62,17 +62,27 @@ pub async fn watch_database(
     cancel: tokio_util::sync::CancellationToken,
 ) {
     use std::sync::atomic::Ordering;
+    // A SQLite file is not a server that goes away: its errors (a full
+    // disk, a locked database) are answered as they happen.
+    if store.backend() == "sqlite" {
+        return;
+    }
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Two failed checks in a row mark it down: one slow answer under load
+    // is not an outage.
+    let mut failed = 0u32;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let ok = matches!(
+        let answered = matches!(
             tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await,
             Ok(Ok(()))
         );
+        failed = if answered { 0 } else { failed + 1 };
+        let ok = failed < 2;
         if up.swap(ok, Ordering::Relaxed) != ok {
             if ok {
                 tracing::info!("the database answers again");
