@@ -8,7 +8,7 @@
 //!   shared one of tests/run.sh serves other tests); skips, saying so,
 //!   without PostgreSQL's server binaries (a failure under
 //!   CAMGATE_REQUIRE_POSTGRES=1). `CAMGATE_FAULT_OUTAGE_SECS` sets the
-//!   outage (default 8; the acceptance run uses 30).
+//!   outage (default 10; the acceptance run uses 30).
 //! - A full disk under SQLite, with the log on the same disk (a small
 //!   tmpfs): writes fail with a clear error, reads and requests keep being
 //!   answered, writes work again once space is freed, and the gateway stops
@@ -274,7 +274,7 @@ fn outage() -> Duration {
         std::env::var("CAMGATE_FAULT_OUTAGE_SECS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(8),
+            .unwrap_or(10),
     )
 }
 
@@ -367,7 +367,7 @@ async fn postgres_outage_under_200_cameras() {
     // The database crashes. Meanwhile a quarter of the cameras go down.
     pg.crash();
     let down_at = Instant::now();
-    let mut answers: Vec<(u16, String, String, Duration)> = Vec::new();
+    let mut answers: Vec<(u16, String, String, Duration, Duration)> = Vec::new();
     let mut flipped = false;
     while down_at.elapsed() < outage() {
         if !flipped && down_at.elapsed() > Duration::from_secs(2) {
@@ -378,13 +378,17 @@ async fn postgres_outage_under_200_cameras() {
         let (s, head, body) = api("GET", "/api/v1/cameras?limit=5".into(), String::new(), "")
             .await
             .unwrap();
-        answers.push((s, head, body, t.elapsed()));
+        answers.push((s, head, body, t.elapsed(), t.duration_since(down_at)));
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    // From two seconds in, every answer is a prompt 503.
-    let late: Vec<_> = answers.iter().skip(5).collect();
-    assert!(!late.is_empty());
-    for (s, head, body, took) in &late {
+    // From three seconds in (the watcher checks every second), every answer
+    // is a prompt 503.
+    let late: Vec<_> = answers
+        .iter()
+        .filter(|a| a.4 >= Duration::from_secs(3))
+        .collect();
+    assert!(late.len() >= 5, "{} answers after 3 s", late.len());
+    for (s, head, body, took, _) in &late {
         assert_eq!(*s, 503, "{head}\n{body}");
         assert!(body.contains("\"database_unavailable\""), "{body}");
         assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");

@@ -69,20 +69,27 @@ pub async fn watch_database(
     }
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Two failed checks in a row mark it down: one slow answer under load
-    // is not an outage.
-    let mut failed = 0u32;
+    // A refused connection marks it down at once; a check that only takes
+    // long must do so twice in a row (one slow answer under load is not an
+    // outage).
+    let mut slow = 0u32;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let answered = matches!(
-            tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await,
-            Ok(Ok(()))
-        );
-        failed = if answered { 0 } else { failed + 1 };
-        let ok = failed < 2;
+        let ok = match tokio::time::timeout(std::time::Duration::from_secs(1), store.reach()).await
+        {
+            Ok(Ok(())) => {
+                slow = 0;
+                true
+            }
+            Ok(Err(_)) => false,
+            Err(_) => {
+                slow += 1;
+                slow < 2
+            }
+        };
         if up.swap(ok, Ordering::Relaxed) != ok {
             if ok {
                 tracing::info!("the database answers again");

@@ -165,6 +165,12 @@ pub trait Store: access::AccessStore + Send + Sync + 'static {
     async fn migrate(&self) -> Result<usize, StoreError>;
     /// A trivial query, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the database server can be reached now: a new connection
+    /// and a trivial query, outside the pool (whose connection attempts
+    /// wait out its acquire timeout). The caller bounds the time.
+    async fn reach(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
     /// Closes the pool, waiting for connections to be returned.
     async fn close(&self);
 

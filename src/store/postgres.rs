@@ -31,7 +31,7 @@ impl PgStore {
             .max_connections(opts.max_connections.max(1))
             // An unreachable database answers within seconds, not after a
             // long wait: the API then says 503 (see `watch_database`).
-            .acquire_timeout(std::time::Duration::from_secs(3))
+            .acquire_timeout(std::time::Duration::from_secs(2))
             .before_acquire(|conn, _| {
                 Box::pin(async move {
                     use sqlx::TransactionManager as _;

@@ -553,6 +553,15 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn reach(&self) -> Result<(), StoreError> {
+                use sqlx::Connection as _;
+                let opts = self.pool.connect_options();
+                let mut c = <<$db as sqlx::Database>::Connection as sqlx::Connection>::connect_with(&*opts).await?;
+                sqlx::query("SELECT 1").execute(&mut c).await?;
+                let _ = c.close().await;
+                Ok(())
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
             }
