@@ -17,12 +17,16 @@ use crate::health::Reason;
 use crate::media::{Frame, StreamInfo};
 
 pub mod backoff;
-pub mod describe;
 pub mod manager;
 pub mod rtsp;
 pub mod supervisor;
 
 pub use manager::{PullConfig, PullManager};
+/// The probe client, by its earlier name.
+pub use rtsp::probe as describe;
+
+/// What a probe found: the video codec from the camera's SDP.
+pub type ProbeResult = Result<Option<String>, PullError>;
 
 #[cfg(test)]
 mod tests;
@@ -87,7 +91,7 @@ pub trait PullSource: Send + Sync + 'static {
 
     /// Checks a camera nobody pulls; the video codec when known. The
     /// caller bounds the time. By default: open and drop the stream.
-    async fn probe(&self, target: &PullTarget) -> describe::ProbeResult {
+    async fn probe(&self, target: &PullTarget) -> ProbeResult {
         let stream = self.open(target).await?;
         Ok(stream.info().video().map(|v| v.codec.as_str().to_string()))
     }
@@ -98,7 +102,7 @@ pub trait PullSource: Send + Sync + 'static {
     ///
     /// Frames must keep coming for [`supervisor::RECOVERY_PROBATION`]
     /// after the first, as a pull recovering from such a failure must.
-    async fn deep_probe(&self, target: &PullTarget) -> describe::ProbeResult {
+    async fn deep_probe(&self, target: &PullTarget) -> ProbeResult {
         let mut stream = self.open(target).await?;
         let mut first = None;
         loop {

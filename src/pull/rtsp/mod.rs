@@ -6,18 +6,19 @@
 //! Wire formats are pure modules with unit tests and fuzz targets — the
 //! RTSP framing (`wire`), SDP (`sdp`), authentication (`auth`), RTP
 //! (`rtp`), the H.264/H.265 and audio depacketizers (`video`, `audio`)
-//! and parameter sets (`params`); `session` wraps them around sockets.
+//! and parameter sets (`params`); `session` wraps them around sockets, and
+//! `probe` is the OPTIONS + DESCRIBE check of cameras nobody pulls.
 //! Why our own client and not retina: see "Pull path: bounded by our own
 //! RTSP client" in the README.
 
 use async_trait::async_trait;
 
-use super::describe::ProbeResult;
-use super::{PullError, PullSource, PullStream, PullTarget};
+use super::{ProbeResult, PullError, PullSource, PullStream, PullTarget};
 
 pub mod audio;
 pub mod auth;
 pub mod params;
+pub mod probe;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
@@ -42,7 +43,7 @@ impl RtspSource {
 impl PullSource for RtspSource {
     /// OPTIONS + DESCRIBE: no SETUP, no media.
     async fn probe(&self, target: &PullTarget) -> ProbeResult {
-        super::describe::probe_with(target, self.limits).await
+        probe::probe_with(target, self.limits).await
     }
 
     async fn open(&self, target: &PullTarget) -> Result<Box<dyn PullStream>, PullError> {

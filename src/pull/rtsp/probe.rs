@@ -2,12 +2,12 @@
 //! connection, with Basic or Digest credentials when the camera asks.
 //! Nothing is set up or played, so a probe costs the camera one short
 //! connection and no media. The connection is the pull's own
-//! ([`super::rtsp::session::Conn`]), with the same bounds.
+//! ([`super::session::Conn`]), with the same bounds.
 
-use super::rtsp::PullLimits;
-use super::rtsp::session::{Conn, check};
-use super::{PullError, PullTarget};
+use super::session::{Conn, PullLimits, check};
 use crate::health::Reason;
+pub use crate::pull::ProbeResult;
+use crate::pull::{PullError, PullTarget};
 
 const USER_AGENT: &str = concat!("camgate/", env!("CARGO_PKG_VERSION"), " probe");
 
@@ -38,9 +38,6 @@ pub fn sdp_video_codec(sdp: &str) -> Option<String> {
     }
     None
 }
-
-/// What a probe found: the video codec from the camera's SDP.
-pub type ProbeResult = Result<Option<String>, PullError>;
 
 /// OPTIONS + DESCRIBE against `target` with the default limits. The caller
 /// bounds the time.
