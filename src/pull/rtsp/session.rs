@@ -59,14 +59,15 @@ const PENDING_DATA_LIMIT: usize = 256;
 /// 2326's default timeout is 60 s).
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
 
-fn describe_error(method: &str, e: &WireError) -> PullError {
+/// A wire error as a pull error: `context`, the error, and the limit's key.
+fn wire_error(context: &str, e: &WireError) -> PullError {
     let key = match e {
         WireError::HeadTooLong { .. } => " (limit pull.max_reply_head_bytes)",
         WireError::TooManyHeaders { .. } => " (limit pull.max_reply_header_lines)",
         WireError::BodyTooLong { .. } => " (limit pull.max_reply_body_bytes)",
         WireError::Malformed(_) => "",
     };
-    PullError::new(Reason::ProtocolError, format!("{method} reply: {e}{key}"))
+    PullError::new(Reason::ProtocolError, format!("{context}: {e}{key}"))
 }
 
 /// An RTSP control connection to a camera.
@@ -206,7 +207,7 @@ impl Conn {
         loop {
             let msg = match tokio::time::timeout_at(deadline, self.message()).await {
                 Ok(r) => r.map_err(|e| match e {
-                    ReadError::Wire(w) => describe_error(method, &w),
+                    ReadError::Wire(w) => wire_error(&format!("{method} reply"), &w),
                     ReadError::Closed => PullError::new(
                         Reason::ProtocolError,
                         format!("the camera closed the connection before its {method} reply"),
@@ -748,33 +749,28 @@ impl RtspStream {
         Ok(())
     }
 
-    fn control(&mut self, m: Message) -> Result<Option<String>, PullError> {
+    /// A message on the control connection while playing: data, a reply to
+    /// a keep-alive, or a request of the camera's, which is answered.
+    async fn control(&mut self, m: Message) -> Result<(), PullError> {
         match m {
-            Message::Data { channel, payload } => self.data(channel, payload).map(|_| None),
+            Message::Data { channel, payload } => self.data(channel, payload),
             Message::Response(r) => {
                 // Replies to keep-alives. A lost session is the end.
                 if r.status == 454 {
                     return Err(self.protocol("the camera lost the session (454)"));
                 }
-                Ok(None)
+                Ok(())
             }
-            Message::Request { method, cseq } => {
-                Ok(Some(wire::answer_camera_request(&method, cseq.as_deref())))
-            }
+            Message::Request { method, cseq } => self.conn.answer(&method, cseq.as_deref()).await,
         }
     }
 
     fn read_error(&self, e: ReadError) -> PullError {
         match e {
-            ReadError::Wire(w) => {
-                let mut e = describe_error("stream", &w);
-                e.message = e.message.replacen(
-                    "stream reply: ",
-                    "the stream lost its framing (neither interleaved data nor an RTSP message): ",
-                    1,
-                );
-                e
-            }
+            ReadError::Wire(w) => wire_error(
+                "the stream lost its framing (neither interleaved data nor an RTSP message)",
+                &w,
+            ),
             ReadError::Closed => self.protocol("the camera closed the connection"),
             ReadError::Io(e) => self.conn.io_error("reading the stream", e),
         }
@@ -808,13 +804,7 @@ impl RtspStream {
             }
             if self.udp_bufs.is_empty() {
                 let m = self.conn.message().await.map_err(|e| self.read_error(e))?;
-                if let Some(answer) = self.control(m)? {
-                    self.conn
-                        .sock
-                        .write_all(answer.as_bytes())
-                        .await
-                        .map_err(|e| self.conn.io_error("answering the camera", e))?;
-                }
+                self.control(m).await?;
                 continue;
             }
             // UDP: the control connection (keep-alive replies, EOF) and
@@ -837,13 +827,7 @@ impl RtspStream {
             match got {
                 Got::Control(m) => {
                     let m = m.map_err(|e| self.read_error(e))?;
-                    if let Some(answer) = self.control(m)? {
-                        self.conn
-                            .sock
-                            .write_all(answer.as_bytes())
-                            .await
-                            .map_err(|e| self.conn.io_error("answering the camera", e))?;
-                    }
+                    self.control(m).await?;
                 }
                 Got::Rtp(ti, r) => {
                     let n = r.map_err(|e| self.conn.io_error("reading RTP", e))?;

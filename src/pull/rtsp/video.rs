@@ -247,8 +247,14 @@ impl VideoDepacketizer {
         if end && let Some(at) = self.fragment.take() {
             let len = (self.au.len() - at - 4) as u32;
             self.au[at..at + 4].copy_from_slice(&len.to_be_bytes());
-            let nal = self.au[at + 4..].to_vec();
-            self.note(&nal);
+            // Only a parameter set needs its bytes copied out; a slice
+            // (the bulk of a frame) is noted by its header alone.
+            if self.param_bit(self.au[at + 4]).is_some() {
+                let nal = self.au[at + 4..].to_vec();
+                self.note(&nal);
+            } else {
+                self.note_kind(self.au[at + 4]);
+            }
         }
         Ok(())
     }
@@ -277,36 +283,33 @@ impl VideoDepacketizer {
         Ok(())
     }
 
-    /// Notes what a whole NAL unit means for the unit and the track.
-    fn note(&mut self, nal: &[u8]) {
-        let slot = match self.codec {
+    /// Notes what a NAL unit of header byte `h` means for the unit: a key
+    /// picture, a picture at all.
+    fn note_kind(&mut self, h: u8) {
+        match self.codec {
             Codec::H265 => {
-                let t = (nal[0] >> 1) & 0x3f;
-                let slot = match t {
-                    32 => Some(&mut self.sets.vps),
-                    33 => Some(&mut self.sets.sps),
-                    34 => Some(&mut self.sets.pps),
-                    _ => None,
-                };
+                let t = (h >> 1) & 0x3f;
                 self.au_key |= (16..=21).contains(&t);
                 self.au_vcl |= t < 32;
-                slot
             }
             _ => {
-                let t = nal[0] & 0x1f;
-                let slot = match t {
-                    7 => Some(&mut self.sets.sps),
-                    8 => Some(&mut self.sets.pps),
-                    _ => None,
-                };
+                let t = h & 0x1f;
                 self.au_key |= t == 5;
                 self.au_vcl |= (1..=5).contains(&t);
-                slot
             }
+        }
+    }
+
+    /// Notes what a whole NAL unit means for the unit and the track.
+    fn note(&mut self, nal: &[u8]) {
+        self.note_kind(nal[0]);
+        let slot = match (self.codec, self.param_bit(nal[0])) {
+            (Codec::H265, Some(1)) => &mut self.sets.vps,
+            (_, Some(2)) => &mut self.sets.sps,
+            (_, Some(4)) => &mut self.sets.pps,
+            _ => return,
         };
-        if let Some(slot) = slot
-            && slot.as_deref() != Some(nal)
-        {
+        if slot.as_deref() != Some(nal) {
             *slot = Some(Bytes::copy_from_slice(nal));
             self.sets_changed = true;
         }
